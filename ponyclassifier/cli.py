@@ -1,0 +1,398 @@
+"""The command line: train / evaluate / predict / info / demo-data, headless.
+
+Exit status: 0 success, 2 usage error, 1 failure with one clear line on stderr (the
+traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _fraction(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {v}")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not v > 0 or math.isinf(v):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {s}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ponyclassifier",
+                                description="Teach a computer to recognise your own pictures, offline. "
+                                            "Run without arguments to open the app.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model on a folder with one subfolder per class")
+    t.add_argument("data_dir", metavar="DATA_DIR")
+    t.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.pony)")
+    t.add_argument("--recipe", choices=["scratch", "transfer", "finetune"], default="scratch")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int, default=32)
+    t.add_argument("--image-size", type=_positive_int, metavar="PX")
+    t.add_argument("--lr", type=_positive_float)
+    t.add_argument("--val-split", type=_fraction, default=0.2, metavar="F")
+    t.add_argument("--test-dir", metavar="DIR", help="an external test set, same class folders")
+    t.add_argument("--no-augment", action="store_true", help="turn data augmentation off")
+    t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--optimizer", choices=["adamw", "adam", "rmsprop", "sgd"], default="adamw")
+    t.add_argument("--dropout", type=_fraction)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE",
+                   help="stop when validation loss has not improved for this many epochs")
+    t.add_argument("--unsure-threshold", type=_fraction, metavar="P",
+                   help="below this top probability, predictions say 'not sure'")
+    t.add_argument("--overwrite", action="store_true", help="replace MODEL if it already exists")
+    t.add_argument("--json", action="store_true", help="one JSON object per epoch, then a summary")
+    t.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    e = sub.add_parser("evaluate", help="score a model on a class-folder dataset")
+    e.add_argument("model", metavar="MODEL")
+    e.add_argument("data_dir", metavar="DATA_DIR")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    pr = sub.add_parser("predict", help="classify images (files or folders)")
+    pr.add_argument("args", nargs="+", metavar="MODEL PATH", help="MODEL then PATH..., or PATH... with --imagenet")
+    pr.add_argument("--imagenet", action="store_true", help="use the pretrained ImageNet classes (no model file)")
+    pr.add_argument("--top-k", type=_positive_int, default=3, metavar="K")
+    pr.add_argument("--unsure-threshold", type=_fraction, metavar="P")
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    i = sub.add_parser("info", help="describe a model file")
+    i.add_argument("model", metavar="MODEL")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    d = sub.add_parser("demo-data", help="generate the built-in cartoon pony dataset")
+    d.add_argument("dir", metavar="DIR")
+    d.add_argument("--per-class", type=_positive_int, default=60, metavar="N")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--size", type=_positive_int, default=150, metavar="PX")
+    d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    return p
+
+
+# ------------------------------------------------------------------ progress output
+
+
+def _fmt_time(s: float) -> str:
+    if not math.isfinite(s):
+        return "--:--"
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _make_progress_callback(stream, json_mode: bool):
+    from .core.callbacks import Callback
+
+    class ProgressBar(Callback):
+        """Progress bar with ETA on stderr; a readable epoch table (or JSON lines) on stdout."""
+
+        def __init__(self) -> None:
+            self.tty = stream.isatty()
+            self.last_draw = 0.0
+            self.epochs = 1
+            self.t0 = time.perf_counter()
+            self.epoch_times: list[float] = []
+            self.epoch_start = self.t0
+            self.epoch = 0
+
+        def _draw(self, text: str, force: bool = False) -> None:
+            now = time.perf_counter()
+            if not force and now - self.last_draw < (0.1 if self.tty else 5.0):
+                return
+            self.last_draw = now
+            if self.tty:
+                stream.write("\r" + text[:118].ljust(118))
+            else:
+                stream.write(text + "\n")
+            stream.flush()
+
+        def _end_line(self) -> None:
+            if self.tty:
+                stream.write("\r" + " " * 118 + "\r")
+                stream.flush()
+
+        def on_prepare_progress(self, stage, done, total):
+            frac = done / max(total, 1)
+            self._draw(f"{stage:<24} {_bar(frac)} {done}/{total}", force=done == total)
+            if done == total:
+                self._end_line()
+
+        def on_message(self, text):
+            self._end_line()
+            stream.write(text + "\n")
+            stream.flush()
+
+        def on_train_begin(self, logs):
+            self.epochs = logs.get("epochs", 1)
+            self.t0 = time.perf_counter()
+            if not json_mode:
+                print(f"Training {logs.get('recipe')} on {logs.get('train_images')} images "
+                      f"(validating on {logs.get('val_images')}), device: {logs.get('device')}")
+                print(f"{'epoch':>5} {'phase':>8} {'train loss':>10} {'train acc':>9} {'val loss':>9} "
+                      f"{'val acc':>8} {'img/s':>8} {'time':>7}", flush=True)
+
+        def on_epoch_begin(self, epoch, logs):
+            self.epoch = epoch
+            self.epoch_start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs):
+            elapsed = time.perf_counter() - self.epoch_start
+            per_epoch = (sum(self.epoch_times) / len(self.epoch_times)) if self.epoch_times else None
+            total_imgs = self.trainer._state["training"]["train_images"]
+            frac = min(1.0, logs["seen"] / max(total_imgs, 1))
+            if per_epoch is None:
+                per_epoch = elapsed / max(frac, 1e-6)
+            eta = per_epoch * (1 - frac) + per_epoch * (self.epochs - self.epoch)
+            self._draw(f"epoch {self.epoch}/{self.epochs} {_bar(frac)} {int(frac * 100):3d}%  loss {logs['loss']:.3f}"
+                       f"  acc {logs['accuracy']:.3f}  {logs['images_per_second']:.0f} img/s  ETA {_fmt_time(eta)}")
+
+        def on_epoch_end(self, epoch, logs):
+            self.epoch_times.append(time.perf_counter() - self.epoch_start)
+            self._end_line()
+            if json_mode:
+                keep = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_second",
+                        "seconds", "phase", "lr")
+                print(json.dumps({k: _json_num(logs[k]) for k in keep if k in logs}), flush=True)
+            else:
+                print(f"{epoch:>5} {logs.get('phase', ''):>8} {logs['train_loss']:>10.4f} {logs['train_accuracy']:>9.3f} "
+                      f"{logs['val_loss']:>9.4f} {logs['val_accuracy']:>8.3f} {logs['images_per_second']:>8.0f} "
+                      f"{logs['seconds']:>6.1f}s", flush=True)
+
+    return ProgressBar()
+
+
+def _bar(frac: float, width: int = 24) -> str:
+    n = int(round(frac * width))
+    return "[" + "#" * n + "." * (width - n) + "]"
+
+
+def _json_num(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+# ------------------------------------------------------------------------- commands
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .core.augment import AugmentConfig
+    from .core.callbacks import EarlyStopping, ModelCheckpoint
+    from .core.engine import TrainConfig, Trainer
+    from .core.modelfile import cleanup_stale_temp_files
+
+    out = Path(a.out)
+    if out.exists() and not a.overwrite:
+        raise UsageError(f"{out}: already exists; choose another --out or pass --overwrite to replace it")
+    if not Path(a.data_dir).is_dir():
+        raise UsageError(f"{a.data_dir}: not a folder")
+    if a.test_dir and not Path(a.test_dir).is_dir():
+        raise UsageError(f"{a.test_dir}: test folder not found")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cleanup_stale_temp_files(out.parent)
+    cfg = TrainConfig(recipe=a.recipe, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
+                      image_size=a.image_size, val_split=a.val_split, seed=a.seed,
+                      augment=None if a.no_augment else AugmentConfig(), dropout=a.dropout,
+                      weight_decay=a.weight_decay, early_stopping=a.early_stopping, device=a.device,
+                      unsure_threshold=a.unsure_threshold)
+    trainer = Trainer(cfg)
+    callbacks = [_make_progress_callback(sys.stderr, a.json), ModelCheckpoint(out, monitor="val_accuracy")]
+    if a.early_stopping:
+        callbacks.append(EarlyStopping("val_loss", patience=a.early_stopping))
+
+    def on_sigint(signum, frame):  # first Ctrl-C: stop after this batch, keep the best model
+        if trainer.should_stop:
+            raise KeyboardInterrupt
+        trainer.should_stop = True
+        sys.stderr.write("\nStopping after this batch; the best model so far is kept. Ctrl-C again to abort.\n")
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = trainer.fit(a.data_dir, callbacks=callbacks, test_dir=a.test_dir)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if result.epochs_run == 0:
+        raise RuntimeError("stopped before the first epoch finished; no model was written")
+    result.model.save(out)
+    best_val = max(result.history.get("val_accuracy", [float("nan")]), default=float("nan"))
+    summary: dict[str, Any] = {
+        "model": str(out), "recipe": a.recipe, "classes": result.model.classes,
+        "best_val_accuracy": _json_num(best_val), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "val_macro_f1": result.val_report.macro_f1 if result.val_report else None,
+        "stopped": result.stopped, "stop_reason": result.stop_reason, "seconds": round(result.seconds, 2),
+        "device": result.device, "image_size": result.model.image_size, "channels": result.model.channels,
+        "skipped_files": [s.to_dict() for s in result.skipped],
+    }
+    if result.test_report is not None:
+        t = result.test_report
+        summary["test"] = {"accuracy": t.accuracy, "macro_f1": t.macro_f1, "count": t.count,
+                           "per_class": t.per_class, "confusion_matrix": t.confusion_matrix}
+    if a.json:
+        print(json.dumps({"summary": summary}), flush=True)
+    else:
+        print(f"\nBest validation accuracy {best_val:.3f} at epoch {result.best_epoch}; "
+              f"model written to {out}  ({result.seconds:.1f} s on {result.device})")
+        if result.test_report is not None:
+            print(f"External test set: accuracy {result.test_report.accuracy:.3f}, macro F1 "
+                  f"{result.test_report.macro_f1:.3f} on {result.test_report.count} images "
+                  f"(validation accuracy {best_val:.3f})")
+        if result.skipped:
+            print(f"{len(result.skipped)} file(s) skipped:")
+            for s in result.skipped[:20]:
+                print(f"  {s.path}: {s.reason}")
+            if len(result.skipped) > 20:
+                print(f"  ... and {len(result.skipped) - 20} more (see --json)")
+    return EXIT_OK
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .core.engine import evaluate_model
+    from .core.trained import TrainedModel
+
+    if not Path(a.data_dir).is_dir():
+        raise UsageError(f"{a.data_dir}: not a folder")
+    model = TrainedModel.load(a.model)
+    report, skipped = evaluate_model(model, a.data_dir, device=a.device)
+    d = report.to_dict() | {"skipped_files": [s.to_dict() for s in skipped]}
+    if a.json:
+        print(json.dumps(d))
+        return EXIT_OK
+    print(f"Accuracy {report.accuracy:.3f}, macro F1 {report.macro_f1:.3f} on {report.count} images")
+    w = max(len(c) for c in report.classes)
+    print(f"{'class':<{w}} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
+    for c in report.classes:
+        m = report.per_class[c]
+        print(f"{c:<{w}} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8}")
+    print("Confusion matrix (rows: true class, columns: predicted):")
+    for c, row in zip(report.classes, report.confusion_matrix):
+        print(f"{c:<{w}} " + " ".join(f"{v:>5}" for v in row))
+    for s in skipped:
+        print(f"skipped {s.path}: {s.reason}")
+    return EXIT_OK
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from .core.predict import Predictor
+    from .core.trained import TrainedModel
+
+    if a.imagenet:
+        model, paths = TrainedModel.imagenet(), a.args
+    else:
+        if len(a.args) < 2:
+            raise UsageError("predict needs MODEL and at least one PATH (or --imagenet PATH...)")
+        model, paths = TrainedModel.load(a.args[0]), a.args[1:]
+    missing = [p for p in paths if not os.path.exists(p)]
+    predictor = Predictor(model, a.device, a.unsure_threshold)
+    results = predictor.predict_paths([p for p in paths if p not in missing], top_k=a.top_k)
+    from .core.predict import Prediction
+
+    results += [Prediction(p, error="file not found") for p in missing]
+    if a.json:
+        print(json.dumps([r.to_dict() for r in results]))
+    else:
+        for r in results:
+            if r.error:
+                print(f"{r.path}: ERROR {r.error}")
+                continue
+            verdict = f"not sure (best guess {r.label}, {r.confidence:.1%})" if r.unsure else f"{r.label} ({r.confidence:.1%})"
+            others = ", ".join(f"{c} {p:.1%}" for c, p in r.top[1:])
+            print(f"{r.path}: {verdict}" + (f"   [{others}]" if others else ""))
+    return EXIT_OK if any(r.error is None for r in results) else EXIT_FAIL
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from .core.trained import TrainedModel
+
+    s = TrainedModel.load(a.model).summary()
+    if a.json:
+        print(json.dumps(s))
+        return EXIT_OK
+    print(f"Model {s['path']}")
+    print(f"  recipe: {s['recipe']}, input {s['image_size']}x{s['image_size']} "
+          f"{'grayscale' if s['channels'] == 1 else 'colour'}, {s['parameters']:,} parameters")
+    print(f"  classes ({s['num_classes']}): {', '.join(s['classes'][:20])}{' ...' if s['num_classes'] > 20 else ''}")
+    print(f"  'not sure' below {s['unsure_threshold']:.0%} confidence; created {s['created']}")
+    m = s["metrics"]
+    if m.get("validation"):
+        print(f"  validation accuracy {m['validation']['accuracy']:.3f}, macro F1 {m['validation']['macro_f1']:.3f}")
+    if m.get("test"):
+        print(f"  external test accuracy {m['test']['accuracy']:.3f}, macro F1 {m['test']['macro_f1']:.3f}")
+    return EXIT_OK
+
+
+def cmd_demo_data(a: argparse.Namespace) -> int:
+    from .core.demo import generate_demo_dataset
+
+    counts = generate_demo_dataset(a.dir, per_class=a.per_class, seed=a.seed, size=a.size)
+    print(f"Demo dataset in {a.dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return EXIT_OK
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "info": cmd_info,
+            "demo-data": cmd_demo_data}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)  # exits 2 on usage errors
+    if a.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[a.command](a)
+    except UsageError as e:
+        parser.exit(EXIT_USAGE, f"ponyclassifier {a.command}: error: {e}\n")
+    except KeyboardInterrupt:
+        sys.stderr.write("ponyclassifier: interrupted\n")
+        return 130
+    except Exception as e:
+        if getattr(a, "debug", False):
+            raise
+        msg = " ".join(str(e).split()) or type(e).__name__
+        sys.stderr.write(f"ponyclassifier {a.command}: error: {msg}\n")
+        return EXIT_FAIL
+    return EXIT_OK
