@@ -132,7 +132,8 @@ def _make_progress_callback(stream, json_mode: bool):
 
         def __init__(self) -> None:
             self.tty = stream.isatty()
-            self.last_draw = 0.0
+            # Piped output gets a line at most every 5 s, and none for work shorter than that.
+            self.last_draw = 0.0 if self.tty else time.perf_counter()
             self.epochs = 1
             self.t0 = time.perf_counter()
             self.epoch_times: list[float] = []
@@ -141,7 +142,7 @@ def _make_progress_callback(stream, json_mode: bool):
 
         def _draw(self, text: str, force: bool = False) -> None:
             now = time.perf_counter()
-            if not force and now - self.last_draw < (0.1 if self.tty else 5.0):
+            if not (force and self.tty) and now - self.last_draw < (0.1 if self.tty else 5.0):
                 return
             self.last_draw = now
             if self.tty:

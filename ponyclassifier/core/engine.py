@@ -28,7 +28,7 @@ from torch import nn
 from . import models as M
 from .augment import AugmentConfig, build_augmenter
 from .callbacks import Callback, CallbackList, History
-from .dataset import (DEFAULT_CACHE_BUDGET, BatchSource, DatasetError, ScanReport, SkippedFile,
+from .dataset import (DEFAULT_CACHE_BUDGET, BatchSource, DatasetError, ScanReport, SkippedFile, TooManyBadFiles,
                       list_class_folders, scan_dataset, stratified_split, _class_files)
 from .images import ImageError, decode_image
 from .metrics import Report, classification_report
@@ -261,6 +261,8 @@ class Trainer:
             done, batch_size = self._run_phase(phase, n_epochs, point, lr, net, train_src, val_src, device, amp,
                                                cb, best, epoch, batch_size)
             epoch += done
+        if epoch == 0 and self.stop_reason and not self.stop_reason.startswith("early"):
+            raise TrainingError(self.stop_reason)
         if best["state"] is not None:
             net.load_state_dict(best["state"])
         net.eval()
@@ -336,6 +338,11 @@ class Trainer:
                                        device, amp, cb, epoch, batch_size, trainable)
             except torch.OutOfMemoryError:
                 oom = True
+            except TooManyBadFiles as e:  # stop with the report; the best model so far is kept
+                self.stop_reason = str(e)
+                self.should_stop = True
+                self._message(cb, str(e))
+                break
             else:
                 oom = False
             if oom:  # handled outside the except block so the failed step's tensors are freed
