@@ -1,0 +1,415 @@
+"""The main window: the four places (Dataset, Train, Explain, Predict), menus,
+toolbar, status bar, projects (open, new, recent, demo) and remembered window state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressDialog,
+    QStackedWidget,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import projects, workers
+from .qt_dataset_browser import QtDatasetBrowser
+
+PLACES = ("Dataset", "Train", "Explain", "Predict")
+
+
+def _placeholder_page(title: str, coming: str, today: str, command: str) -> QWidget:
+    """An honest page for a place that is not built yet: what comes, and the CLI today."""
+    page = QWidget()
+    lay = QVBoxLayout(page)
+    lay.setContentsMargins(48, 40, 48, 40)
+    lay.setSpacing(14)
+    h = QLabel(title)
+    h.setObjectName("pageTitle")
+    what = QLabel(coming)
+    what.setWordWrap(True)
+    now = QLabel(today)
+    now.setWordWrap(True)
+    cmd = QLabel(command)
+    cmd.setObjectName("command")
+    cmd.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    cmd.setWordWrap(True)
+    for w in (h, what, now, cmd):
+        w.setMaximumWidth(760)
+        lay.addWidget(w)
+    lay.addStretch(1)
+    return page
+
+
+class MainWindow(QMainWindow):
+    project_changed = Signal(str)
+    demo_ready = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("PonyClassifier")
+        self.setMinimumSize(720, 480)
+        self.project: str | None = None
+        self._demo_job: workers.Job | None = None
+        self._demo_dialog: QProgressDialog | None = None
+
+        self.browser = QtDatasetBrowser(cache_dir=projects.thumbnail_cache_dir())
+        self.browser.file_count_changed.connect(self._on_browser_file_count_changed)
+        self.browser.listing_finished.connect(self._on_browser_listing_finished)
+        self.browser.listing_failed.connect(self._on_browser_listing_failed)
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.browser)
+        cmd_project = "PROJECT"
+        self.stack.addWidget(_placeholder_page(
+            "Train",
+            "Coming here: pick a recipe (a small CNN from scratch, or transfer learning from a "
+            "pretrained EfficientNet-Lite0), press Train, watch loss and accuracy live, stop at any "
+            "moment and keep the best model.",
+            "Today you can train from the command line:",
+            f"ponyclassifier train {cmd_project} --out model.pony --recipe transfer"))
+        self.stack.addWidget(_placeholder_page(
+            "Explain",
+            "Coming here: see what a trained model learned: its filters, the activations for one "
+            "image, saliency maps (Grad-CAM, occlusion), the confusion matrix and the images it gets "
+            "most wrong.",
+            "Today you can score a model and see per-class results from the command line:",
+            f"ponyclassifier evaluate model.pony {cmd_project}"))
+        self.stack.addWidget(_placeholder_page(
+            "Predict",
+            "Coming here: drop pictures or point a camera at something and see the top guesses with "
+            "their probabilities, and \u201cnot sure\u201d when the model does not know.",
+            "Today you can classify files or folders from the command line:",
+            "ponyclassifier predict model.pony photo.jpg more-photos/"))
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setIconSize(QSize(22, 22))
+        self.sidebar.setFixedWidth(150)
+        self.sidebar.setSpacing(2)
+        self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        sp = QStyle.StandardPixmap
+        icons = (sp.SP_DirIcon, sp.SP_MediaPlay, sp.SP_FileDialogContentsView, sp.SP_DialogApplyButton)
+        for name, icon in zip(PLACES, icons):
+            it = QListWidgetItem(self.style().standardIcon(icon), name)
+            it.setSizeHint(QSize(140, 40))
+            self.sidebar.addItem(it)
+        self.sidebar.currentRowChanged.connect(self._on_sidebar_current_row_changed)
+
+        central = QWidget()
+        cl = QHBoxLayout(central)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(0)
+        cl.addWidget(self.sidebar)
+        cl.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self._make_actions()
+        self._make_menus()
+        self._make_toolbar()
+        self.path_label = QLabel("No project")
+        self.count_label = QLabel("")
+        self.statusBar().addWidget(self.path_label, 1)
+        self.statusBar().addPermanentWidget(self.count_label)
+        self.setStyleSheet(
+            "QListWidget#sidebar { border: none; border-right: 1px solid palette(mid);"
+            " background: palette(window); padding-top: 8px; font-size: 13px; }"
+            "QListWidget#sidebar::item { padding-left: 10px; border-radius: 6px; margin: 0 6px; }"
+            "QListWidget#sidebar::item:selected { background: palette(highlight);"
+            " color: palette(highlighted-text); }"
+            "QLabel#pageTitle { font-size: 22px; font-weight: 600; }"
+            "QLabel#command { font-family: monospace; font-size: 13px; padding: 10px 12px;"
+            " background: palette(base); border: 1px solid palette(mid); border-radius: 6px; }")
+        self.set_place(0)
+        self._restore_settings()
+
+    # ------------------------------------------------------------------ UI
+    def _make_actions(self) -> None:
+        sp = QStyle.StandardPixmap
+        st = self.style()
+        self.act_new = QAction(st.standardIcon(sp.SP_FileDialogNewFolder), "&New Project…", self)
+        self.act_new.setShortcut(QKeySequence.StandardKey.New)
+        self.act_new.setStatusTip("Choose an empty folder and create one subfolder per class")
+        self.act_new.triggered.connect(self.new_project_dialog)
+        self.act_open = QAction(st.standardIcon(sp.SP_DirOpenIcon), "&Open Folder…", self)
+        self.act_open.setShortcut(QKeySequence("Ctrl+O"))
+        self.act_open.setStatusTip("Open a folder with one subfolder per class")
+        self.act_open.triggered.connect(self.open_folder_dialog)
+        self.act_demo = QAction(st.standardIcon(sp.SP_DirHomeIcon), "Open &Demo Project", self)
+        self.act_demo.setStatusTip("Open the built-in cartoon pony project")
+        self.act_demo.triggered.connect(self.open_demo)
+        self.act_reload = QAction(st.standardIcon(sp.SP_BrowserReload), "&Reload", self)
+        self.act_reload.setShortcut(QKeySequence("F5"))
+        self.act_reload.setStatusTip("List the project folder again (after adding or removing files)")
+        self.act_reload.triggered.connect(self.browser.reload)
+        self.act_quit = QAction("&Quit", self)
+        self.act_quit.setShortcut(QKeySequence("Ctrl+Q"))
+        self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
+        self.act_quit.triggered.connect(self.close)
+        self.act_about = QAction("&About PonyClassifier", self)
+        self.act_about.setMenuRole(QAction.MenuRole.AboutRole)
+        self.act_about.triggered.connect(self.about)
+        self.place_group = QActionGroup(self)
+        self.place_actions: list[QAction] = []
+        for i, name in enumerate(PLACES):
+            a = QAction(name, self, checkable=True)
+            a.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            a.triggered.connect(lambda checked=False, i=i: self.set_place(i))
+            self.place_group.addAction(a)
+            self.place_actions.append(a)
+            self.addAction(a)  # shortcuts work even while the menu bar is hidden
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.act_new)
+        m.addAction(self.act_open)
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._fill_recent_menu()
+        m.addAction(self.act_demo)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        v = mb.addMenu("&View")
+        for a in self.place_actions:
+            v.addAction(a)
+        v.addSeparator()
+        v.addAction(self.act_reload)
+        h = mb.addMenu("&Help")
+        h.addAction(self.act_about)
+
+    def _make_toolbar(self) -> None:
+        tb = QToolBar("Main toolbar")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.setIconSize(QSize(18, 18))
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (self.act_open, self.act_new, self.act_demo, self.act_reload):
+            tb.addAction(a)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = projects.recent_projects()
+        for path in items:
+            a = self.recent_menu.addAction(path)
+            a.setEnabled(os.path.isdir(path))
+            a.triggered.connect(lambda checked=False, p=path: self.open_project(p))
+        if not items:
+            a = self.recent_menu.addAction("No recent projects")
+            a.setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear List", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        projects.clear_recent_projects()
+        self._fill_recent_menu()
+
+    # ------------------------------------------------------------------ places
+    def set_place(self, index: int) -> None:
+        self.stack.setCurrentIndex(index)
+        self.place_actions[index].setChecked(True)
+        if self.sidebar.currentRow() != index:
+            self.sidebar.setCurrentRow(index)
+
+    def place(self) -> str:
+        return PLACES[self.stack.currentIndex()]
+
+    def _on_sidebar_current_row_changed(self, row: int) -> None:
+        if row >= 0 and row != self.stack.currentIndex():
+            self.set_place(row)
+
+    # ------------------------------------------------------------------ projects
+    def start(self, project: str | None = None, demo: bool = False) -> None:
+        """What to show at launch: the given folder, else the last project, else the demo."""
+        if demo:
+            self.open_demo()
+            return
+        if project:
+            self.open_project(project)
+            return
+        for path in projects.recent_projects():
+            if os.path.isdir(path):
+                self.open_project(path)
+                return
+        self.open_demo()
+
+    def open_project(self, path: str | os.PathLike) -> bool:
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.isdir(path):
+            QMessageBox.warning(self, "Open project", f"{path}\n\nis not a folder (it may have been moved "
+                                "or deleted).")
+            return False
+        self.project = path
+        projects.add_recent_project(path)
+        self._fill_recent_menu()
+        self.setWindowTitle(f"{Path(path).name} — PonyClassifier")
+        self.path_label.setText(path)
+        self.path_label.setToolTip(path)
+        self.count_label.setText("Listing…")
+        self.browser.open_project(path)
+        self.set_place(0)
+        self.project_changed.emit(path)
+        return True
+
+    def open_folder_dialog(self) -> None:
+        start = os.path.dirname(self.project) if self.project else str(Path.home())
+        path = QFileDialog.getExistingDirectory(self, "Open a project folder (one subfolder per class)", start)
+        if path:
+            self.open_project(path)
+
+    def new_project_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "New project: choose an empty folder", str(Path.home()))
+        if not path:
+            return
+        if any(not n.startswith(".") for n in os.listdir(path)):
+            QMessageBox.warning(self, "New project", f"{path}\n\nis not empty. Choose an empty folder, or use "
+                                "Open Folder… for a folder that already has class folders.")
+            return
+        text, ok = QInputDialog.getMultiLineText(
+            self, "New project", "Class names, one per line (each becomes a folder):", "cat\ndog")
+        if ok:
+            self.create_project(path, [t.strip() for t in text.splitlines() if t.strip()])
+
+    def create_project(self, path: str, classes: list[str]) -> bool:
+        problems = [p for p in (projects.valid_class_name(c) for c in classes) if p]
+        if not classes:
+            problems.append("give at least one class name")
+        if len(set(classes)) != len(classes):
+            problems.append("class names must be different")
+        if problems:
+            QMessageBox.warning(self, "New project", "Cannot create the project:\n- " + "\n- ".join(problems))
+            return False
+        try:
+            for c in classes:
+                os.makedirs(os.path.join(path, c), exist_ok=True)
+        except OSError as e:
+            QMessageBox.warning(self, "New project", f"Cannot create the class folders in {path}:\n{e}")
+            return False
+        return self.open_project(path)
+
+    def open_demo(self) -> None:
+        if projects.demo_is_ready():
+            self.open_project(projects.demo_dir())
+            self.demo_ready.emit(str(projects.demo_dir()))
+            return
+        if self._demo_job is not None:
+            return
+        total = projects.demo_per_class() * 6
+        dlg = QProgressDialog("Drawing the demo ponies…", "Cancel", 0, total, self)
+        dlg.setWindowTitle("Creating the demo project")
+        dlg.setWindowModality(Qt.WindowModality.WindowModal)
+        dlg.setMinimumDuration(0)
+        dlg.setAutoClose(False)
+        dlg.setAutoReset(False)
+        dlg.setValue(0)
+        self._demo_dialog = dlg
+        self.path_label.setText("Creating the demo project…")
+        self._demo_job = job = workers.run_job(
+            projects.generate_demo,
+            on_progress=self._on_demo_progress,
+            on_finished=self._on_demo_finished,
+            on_failed=self._on_demo_failed,
+            on_cancelled=self._on_demo_cancelled,
+        )
+        dlg.canceled.connect(job.cancel)
+        dlg.show()
+
+    def _on_demo_progress(self, done: int, total: int) -> None:
+        dlg = self._demo_dialog
+        if dlg is not None:
+            # A modal QProgressDialog.setValue() runs the event loop, so the job may finish
+            # (and _end_demo run) inside it: work on a local reference, value last.
+            dlg.setLabelText(f"Drawing the demo ponies… {done} of {total}")
+            dlg.setMaximum(total)
+            dlg.setValue(done)
+
+    def _end_demo(self) -> None:
+        self._demo_job = None
+        if self._demo_dialog is not None:
+            self._demo_dialog.close()
+            self._demo_dialog.deleteLater()
+            self._demo_dialog = None
+
+    def _on_demo_finished(self, path: str) -> None:
+        self._end_demo()
+        self.open_project(path)
+        self.demo_ready.emit(path)
+
+    def _on_demo_failed(self, message: str, tb: str) -> None:
+        self._end_demo()
+        self.path_label.setText("No project")
+        QMessageBox.warning(self, "Demo project", f"Could not create the demo project in "
+                            f"{projects.demo_dir()}:\n{message}")
+
+    def _on_demo_cancelled(self) -> None:
+        self._end_demo()
+        self.path_label.setText(self.project or "No project")
+
+    # ------------------------------------------------------------------ status
+    def _on_browser_file_count_changed(self, n: int) -> None:
+        self.count_label.setText(f"Listing… {n:,} files")
+
+    def _on_browser_listing_finished(self, n: int) -> None:
+        c = len(self.browser.classes)
+        self.count_label.setText(f"{n:,} image{'s' if n != 1 else ''} in {c} class{'es' if c != 1 else ''}")
+
+    def _on_browser_listing_failed(self, message: str) -> None:
+        self.count_label.setText("")
+        self.statusBar().showMessage(f"Could not list the project: {message}", 10000)
+
+    def about(self) -> None:
+        from .. import __version__ as version  # noqa: PLC0415
+
+        QMessageBox.about(self, "About PonyClassifier",
+                          f"<h3>PonyClassifier {version}</h3><p>Label your own photos, train an image "
+                          "classifier on your own machine, see what it learned and try it live. "
+                          "Everything stays on this computer.</p>")
+
+    # ------------------------------------------------------------------ settings
+    def _restore_settings(self) -> None:
+        s = QSettings()
+        geo = s.value("mainWindow/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 800)
+        state = s.value("mainWindow/state")
+        if state is not None:
+            self.restoreState(state)
+        self.browser.restore_state(s.value("mainWindow/datasetSplitter"))
+        try:
+            place = int(s.value("mainWindow/place", 0))
+        except (TypeError, ValueError):
+            place = 0
+        self.set_place(place if 0 <= place < len(PLACES) else 0)
+
+    def save_settings(self) -> None:
+        s = QSettings()
+        s.setValue("mainWindow/geometry", self.saveGeometry())
+        s.setValue("mainWindow/state", self.saveState())
+        s.setValue("mainWindow/datasetSplitter", self.browser.splitter.saveState())
+        s.setValue("mainWindow/place", self.stack.currentIndex())
+        s.sync()
+
+    def closeEvent(self, event) -> None:
+        self.save_settings()
+        if self._demo_job is not None:
+            self._demo_job.cancel()
+        self._end_demo()
+        self.browser.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,39 @@
+"""GUI test harness: isolated settings and data folder, Qt warnings fail the test, and a
+test fails if it leaves a worker running on the thread pool."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings, QThreadPool, QtMsgType, qInstallMessageHandler
+
+from ponyclassifier.gui.app import configure_application
+
+
+@pytest.fixture(autouse=True)
+def gui_env(qapp, tmp_path, monkeypatch):
+    data = tmp_path / "appdata"
+    monkeypatch.setenv("PONYCLASSIFIER_DATA_DIR", str(data))
+    monkeypatch.setenv("PONYCLASSIFIER_DEMO_PER_CLASS", "4")
+    configure_application(qapp)
+    qapp.setOrganizationName("PonyClassifierTests")  # never the user's real settings
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    QSettings().clear()
+
+    problems: list[str] = []
+    # The offscreen platform plugin itself says this on every top-level show; it is about
+    # the test platform, not our code, and never appears on xcb/Windows/macOS.
+    platform_noise = ("This plugin does not support propagateSizeHints()",)
+
+    def handler(kind, context, message):
+        if message in platform_noise:
+            return
+        if kind in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg):
+            problems.append(f"{kind.name}: {message} ({context.file}:{context.line})")
+
+    previous = qInstallMessageHandler(handler)
+    yield data
+    pool = QThreadPool.globalInstance()
+    idle = pool.waitForDone(15000)
+    qInstallMessageHandler(previous)
+    assert idle, f"a worker was left running on the thread pool ({pool.activeThreadCount()} active)"
+    assert not problems, "Qt warnings:\n" + "\n".join(problems)

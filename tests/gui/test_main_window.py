@@ -1,0 +1,137 @@
+"""The main window: first run builds the demo, places, shortcuts, projects, settings and
+the error hook (RELIABILITY case 23)."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtTest import QTest
+
+from ponyclassifier.gui import projects
+from ponyclassifier.gui.app import ErrorReporter
+from ponyclassifier.gui.main_window import PLACES, MainWindow
+from tests.conftest import make_shapes_dataset
+
+
+def _window(qtbot) -> MainWindow:
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def test_first_run_creates_and_opens_the_demo(qtbot, gui_env):
+    assert projects.recent_projects() == []
+    w = _window(qtbot)
+    with qtbot.waitSignal(w.browser.listing_finished, timeout=60000) as done:
+        w.start()
+    assert done.args == [6 * 4]
+    demo = gui_env / "demo-ponies"
+    assert w.project == str(demo)
+    assert len(w.browser.classes) == 6 and set(w.browser.counts.values()) == {4}
+    assert not (gui_env / "demo-ponies.partial").exists()
+    assert projects.recent_projects() == [str(demo)]
+    assert "24 images in 6 classes" in w.count_label.text()
+    assert str(demo) in w.path_label.text()
+
+
+def test_next_run_reopens_the_last_project(qtbot, tmp_path, gui_env):
+    root = make_shapes_dataset(tmp_path / "shapes", per_class=2)
+    projects.add_recent_project(str(root))
+    w = _window(qtbot)
+    with qtbot.waitSignal(w.browser.listing_finished, timeout=10000):
+        w.start()
+    assert w.project == str(root)
+    assert not (gui_env / "demo-ponies").exists()
+
+
+def test_recent_projects_keep_eight_newest_first(tmp_path):
+    for i in range(10):
+        projects.add_recent_project(str(tmp_path / f"p{i}"))
+    projects.add_recent_project(str(tmp_path / "p5"))
+    got = projects.recent_projects()
+    assert len(got) == 8 and got[0].endswith("p5") and got[1].endswith("p9")
+    assert len(set(got)) == 8
+
+
+def test_new_project_creates_class_folders(qtbot, tmp_path, monkeypatch):
+    w = _window(qtbot)
+    warned = []
+    monkeypatch.setattr("ponyclassifier.gui.main_window.QMessageBox.warning", lambda *a: warned.append(a[2]))
+    target = tmp_path / "mine"
+    target.mkdir()
+    assert not w.create_project(str(target), ["cat", "a/b"])
+    assert warned and "cannot contain" in warned[-1]
+    with qtbot.waitSignal(w.browser.listing_finished, timeout=10000):
+        assert w.create_project(str(target), ["cat", "dog"])
+    assert sorted(p.name for p in target.iterdir()) == ["cat", "dog"]
+    assert w.browser.classes == ["cat", "dog"]
+    assert "No images yet" in w.browser.empty_label.text()
+
+
+def test_ctrl_1_to_4_switch_places(qtbot):
+    w = _window(qtbot)
+    w.activateWindow()
+    qtbot.waitExposed(w)
+    for i, name in reversed(list(enumerate(PLACES))):
+        QTest.keyClick(w.windowHandle(), getattr(Qt.Key, f"Key_{i + 1}"), Qt.KeyboardModifier.ControlModifier)
+        assert w.place() == name
+        assert w.sidebar.currentRow() == i
+    w.sidebar.setCurrentRow(2)
+    assert w.place() == "Explain"
+
+
+def test_placeholder_pages_are_honest(qtbot):
+    w = _window(qtbot)
+    from PySide6.QtWidgets import QLabel, QPushButton
+
+    for i in (1, 2, 3):
+        page = w.stack.widget(i)
+        text = " ".join(lbl.text() for lbl in page.findChildren(QLabel))
+        assert "ponyclassifier " in text and "Coming here" in text
+        assert not page.findChildren(QPushButton)  # no fake controls
+
+
+def test_window_state_is_saved_and_restored(qtbot, tmp_path):
+    w = _window(qtbot)
+    w.resize(761, 543)  # the offscreen screen is 800 x 600: restoreGeometry clamps to it
+    w.set_place(2)
+    w.browser.splitter.setSizes([300, 400, 300])
+    sizes = w.browser.splitter.sizes()
+    w.close()
+    assert QSettings().value("mainWindow/geometry") is not None
+    w2 = _window(qtbot)
+    assert (w2.width(), w2.height()) == (761, 543)
+    assert w2.place() == "Explain"
+    # the splitter comes back close to where it was (Qt re-spreads a few pixels on relayout)
+    assert all(abs(a - b) <= 40 for a, b in zip(w2.browser.splitter.sizes(), sizes))
+
+
+class _Boom(QObject):
+    fired = Signal()
+
+    def raise_in_slot(self):
+        raise RuntimeError("boom from a slot")
+
+
+@pytest.mark.qt_no_exception_capture
+def test_exception_in_a_slot_is_logged_and_shown(qtbot, gui_env):
+    reporter = ErrorReporter().install()
+    try:
+        boom = _Boom()
+        with qtbot.waitSignal(reporter.error_shown, timeout=5000) as shown:
+            QTimer.singleShot(0, boom.raise_in_slot)  # called by Qt's event loop, like any slot
+        assert shown.args == ["RuntimeError: boom from a slot"]
+        box = reporter.last_dialog
+        assert box is not None and box.isVisible()
+        assert "boom from a slot" in box.detailedText() and "raise_in_slot" in box.detailedText()
+        log = (gui_env / "ponyclassifier.log").read_text()
+        assert "RuntimeError: boom from a slot" in log
+        box.close()
+        # the app is still alive and handles the next error too
+        with qtbot.waitSignal(reporter.error_shown, timeout=5000):
+            boom.fired.connect(boom.raise_in_slot)
+            QTimer.singleShot(0, boom.fired.emit)
+        reporter.last_dialog.close()
+    finally:
+        reporter.uninstall()
