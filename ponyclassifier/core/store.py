@@ -112,6 +112,7 @@ class ProjectStore:
         self.read_only = read_only
         self.message: str | None = None  # why we opened read-only, for the status bar
         self._lock_fd: int | None = None
+        self._depth = 0
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self._acquire_lock():
@@ -206,16 +207,19 @@ class ProjectStore:
         store = self
 
         class _Tx:
+            # Re-entrant: an inner transaction joins the outer one, so a caller can group
+            # several store calls (and its own statements) into one all-or-nothing commit.
             def __enter__(self_):
                 store._writable()
-                store.conn.execute("BEGIN IMMEDIATE")
+                if store._depth == 0:
+                    store.conn.execute("BEGIN IMMEDIATE")
+                store._depth += 1
                 return store.conn
 
             def __exit__(self_, exc_type, exc, tb):
-                if exc_type is None:
-                    store.conn.execute("COMMIT")
-                else:
-                    store.conn.execute("ROLLBACK")
+                store._depth -= 1
+                if store._depth == 0:
+                    store.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
                 return False
 
         return _Tx()

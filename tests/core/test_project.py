@@ -1,0 +1,173 @@
+"""Labelling actions on a project: files on disk and the store change together, nothing
+is ever overwritten, deletes are recoverable, every action undoes (cases 15, 16, 19)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ponyclassifier.core.project import Project, ProjectError
+
+from ..conftest import draw_shape, make_shapes_dataset
+
+
+def disk_state(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".ponyclassifier" not in p.parts}
+
+
+def store_state(project: Project) -> dict[str, str]:
+    return {r["relpath"]: r["class"] for r in project.store.images()}
+
+
+def consistent(project: Project) -> bool:
+    return set(store_state(project)) == set(disk_state(project.root))
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = make_shapes_dataset(tmp_path / "p", per_class=4)
+    with Project(root) as p:
+        p.sync()
+        yield p
+
+
+def test_sync_records_every_image(project):
+    assert len(store_state(project)) == 12 and consistent(project)
+
+
+def test_relabel_moves_file_and_row_and_never_overwrites(project):
+    root = project.root
+    src = root / "circle" / "circle_000.png"
+    clash = root / "square" / "circle_000.png"
+    clash.write_bytes((root / "square" / "square_000.png").read_bytes())  # same name waiting in the target
+    clash_bytes = clash.read_bytes()
+    project.sync()
+    src_bytes = src.read_bytes()
+    op = project.move_to_class([src], "square")
+    new = Path(op.moves[0][1])
+    assert new.name == "circle_000 (2).png" and new.read_bytes() == src_bytes
+    assert clash.read_bytes() == clash_bytes and not src.exists()
+    assert store_state(project)["square/circle_000 (2).png"] == "square"
+    assert consistent(project)
+
+
+def test_undo_redo_relabel(project):
+    before = disk_state(project.root)
+    project.move_to_class([project.root / "circle" / "circle_001.png"], "triangle")
+    assert project.undo() is not None
+    assert disk_state(project.root) == before and consistent(project)
+    project.redo()
+    assert (project.root / "triangle" / "circle_001.png").exists() and consistent(project)
+
+
+def test_delete_goes_to_trash_and_undo_restores(project):
+    before = disk_state(project.root)
+    victim = project.root / "square" / "square_002.png"
+    op = project.delete([victim])
+    trashed = Path(op.moves[0][1])
+    assert not victim.exists() and trashed.exists() and ".ponyclassifier" in trashed.parts
+    assert "square/square_002.png" not in store_state(project)
+    project.undo()
+    assert disk_state(project.root) == before and consistent(project)
+
+
+def test_import_reports_each_file_and_undo_removes_only_copies(project, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    rng = np.random.default_rng(1)
+    draw_shape("circle", rng).save(outside / "Éclair ☀.png")  # non-ASCII name
+    draw_shape("circle", rng).save(outside / "circle_000.png")  # collides with an existing file
+    (outside / "notes.png").write_text("text")
+    vanished = outside / "gone.png"
+    results = project.import_files([outside / "Éclair ☀.png", outside / "circle_000.png", outside / "notes.png",
+                                    vanished], "circle").results
+    by_name = {Path(r.source).name: r for r in results}
+    assert by_name["Éclair ☀.png"].target.endswith("circle/Éclair ☀.png")
+    assert by_name["circle_000.png"].target.endswith("circle/circle_000 (2).png")
+    assert "unsupported" in by_name["notes.png"].error
+    assert "not found" in by_name["gone.png"].error
+    assert consistent(project) and len(store_state(project)) == 14
+    project.undo()
+    assert len(store_state(project)) == 12 and consistent(project)
+    assert (outside / "Éclair ☀.png").exists()  # the user's originals are never touched
+    project.redo()
+    assert len(store_state(project)) == 14 and consistent(project)
+
+
+def test_class_rename_merge_delete_and_undo(project):
+    before = disk_state(project.root)
+    project.rename_class("circle", "round")
+    assert "round" in project.classes() and "circle" not in project.classes() and consistent(project)
+    project.merge_classes(["round", "square"], "square")
+    assert project.classes() == ["square", "triangle"] and consistent(project)
+    project.delete_class("triangle")
+    assert project.classes() == ["square"] and consistent(project)
+    while project.undo():
+        pass
+    assert disk_state(project.root) == before and consistent(project)
+
+
+def test_bad_class_names_are_refused(project):
+    for bad in ("", "a/b", ".hidden", " space", "x:y"):
+        with pytest.raises(ProjectError):
+            project.move_to_class([project.root / "circle" / "circle_000.png"], bad)
+
+
+def test_failed_move_rolls_back_all_files(project, monkeypatch):
+    import ponyclassifier.core.project as P
+
+    before = disk_state(project.root)
+    calls = {"n": 0}
+    real = P._move_no_overwrite
+
+    def flaky(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(P, "_move_no_overwrite", flaky)
+    with pytest.raises(OSError):
+        project.move_to_class(sorted((project.root / "circle").iterdir()), "square")
+    assert disk_state(project.root) == before and consistent(project)
+
+
+def test_killed_mid_relabel_is_rolled_back_on_next_open(tmp_path):
+    """Case 16: SIGKILL after some files moved but before the store commit."""
+    root = make_shapes_dataset(tmp_path / "p", per_class=6)
+    with Project(root) as p:
+        p.sync()
+    before = disk_state(root)
+    code = textwrap.dedent(f"""
+        import os, signal
+        import ponyclassifier.core.project as P
+        real, n = P._move_no_overwrite, [0]
+        def killing(src, dst):
+            real(src, dst)
+            n[0] += 1
+            if n[0] == 4:
+                os.kill(os.getpid(), signal.SIGKILL)
+        P._move_no_overwrite = killing
+        p = P.Project({str(root)!r})
+        p.move_to_class(sorted((p.root / "circle").iterdir()), "square")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == -9, r.stderr
+    assert disk_state(root) != before  # files really were half moved
+    with Project(root) as p:
+        assert p.recovered and "rolled back" in p.recovered[0]
+        assert disk_state(root) == before
+        assert consistent(p) and p.store.integrity_ok()
+
+
+def test_second_window_is_read_only(project):
+    with Project(project.root) as second:
+        assert second.read_only
+        with pytest.raises(ProjectError):
+            second.move_to_class([project.root / "circle" / "circle_000.png"], "square")
