@@ -5,11 +5,15 @@ when a user has no pictures of their own yet. Every image is drawn from
 scratch with Pillow (no bundled artwork, no downloads), so the demo works
 offline and is free of copyright questions.
 
-The images are deliberately *not* easy: pose, scale, crop, background
-clutter, lighting, colour casts, occluders, blur and noise all vary, so that
-no single pixel or the image's average colour names the pony. A model has to
-learn shapes and colour combinations (wings, horn, hat, rainbow mane, cutie
-mark), which is what makes the demo a fair showcase of training.
+The demo is a first success for a new user, so each pony is meant to be
+recognisable to a person at a glance: it usually fills half to nine tenths of
+the picture width, keeps its own colours under mild lighting, and shows a
+bold mane and cutie mark. There is still real variation (pose, size,
+position, background clutter in pony-like colours, lighting, a stronger
+colour cast on the background only, occasional occluders, blur and noise),
+so no single pixel or the image's average colour names the pony. A model has
+to learn shapes and colour combinations (wings, horn, hat, rainbow mane,
+cutie mark), which is what makes the demo a fair showcase of training.
 
 Public API: :data:`PONIES`, :func:`draw_pony`, :func:`generate_demo_dataset`.
 Pillow and numpy only: no Qt, no torch.
@@ -417,7 +421,7 @@ def _render_pony(name: str, rng: np.random.Generator, px: int) -> Image.Image:
     if look.wings:
         _wing(pen, body, line, bc, brx, spread=rng.random() < 0.5, rng=rng, far=False)
 
-    _MARKS[name](pen, (bc[0] - brx * 0.55, bc[1] + 0.01), 0.062)
+    _MARKS[name](pen, (bc[0] - brx * 0.52, bc[1] + 0.0), 0.078)
     return layer
 
 
@@ -520,26 +524,37 @@ def _clutter_item(draw: ImageDraw.ImageDraw, rng: np.random.Generator, s: int, b
         draw.polygon(pts, fill=colour, outline=outline)
 
 
-def _apply_camera(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Lighting, colour cast, blur and sensor noise, at final resolution."""
-    if rng.random() < 0.25:
-        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.3)))
+def _apply_camera(img: Image.Image, rng: np.random.Generator, pony_mask: np.ndarray | None = None) -> Image.Image:
+    """Lighting, colour cast, blur and sensor noise, at final resolution.
+
+    The cast is split in two: a mild one over the whole picture (the light
+    source) and a stronger one on the background only (coloured walls, sunset
+    skies). The pony's own colours therefore stay recognisable, while the
+    image's average colour still wanders far from the pony's.
+    """
+    if rng.random() < 0.1:
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8)))
     a = np.asarray(img, dtype=np.float32) / 255.0
     # Saturation: drift towards grey.
     grey = a.mean(axis=2, keepdims=True)
-    a = grey + (a - grey) * rng.uniform(0.55, 1.25)
+    a = grey + (a - grey) * rng.uniform(0.8, 1.15)
     # Contrast and brightness.
-    a = (a - 0.5) * rng.uniform(0.6, 1.2) + 0.5
-    a = a * rng.uniform(0.7, 1.25)
-    # Colour cast: warm/cool temperature plus a random tint, strong enough that
-    # a white pony under warm light looks like a pale-yellow one under cool light.
+    a = (a - 0.5) * rng.uniform(0.8, 1.1) + 0.5
+    a = a * rng.uniform(0.85, 1.15)
+    # Mild global cast: warm/cool temperature plus a faint random tint.
     temp = rng.uniform(-1.0, 1.0)
-    gains = np.array([1 + 0.28 * temp, 1 + rng.uniform(-0.12, 0.12), 1 - 0.28 * temp], np.float32)
+    gains = np.array([1 + 0.12 * temp, 1 + rng.uniform(-0.05, 0.05), 1 - 0.12 * temp], np.float32)
     a = a * gains
     tint = rng.uniform(0, 1, 3).astype(np.float32)
-    k = rng.uniform(0.0, 0.3)
+    k = rng.uniform(0.0, 0.12)
     a = a * (1 - k) + tint * k
-    a += rng.standard_normal(a.shape, dtype=np.float32) * np.float32(rng.uniform(0.01, 0.05))
+    # Stronger cast on the background only.
+    bg_tint = rng.uniform(0, 1, 3).astype(np.float32)
+    bg_k = np.float32(rng.uniform(0.0, 0.35))
+    if pony_mask is not None:
+        w = (1.0 - pony_mask)[..., None] * bg_k
+        a = a * (1 - w) + bg_tint * w
+    a += rng.standard_normal(a.shape, dtype=np.float32) * np.float32(rng.uniform(0.008, 0.03))
     return Image.fromarray((np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "RGB")
 
 
@@ -558,12 +573,12 @@ def draw_pony(name: str, rng: np.random.Generator, size: int = 150) -> Image.Ima
 
     canvas = _background(rng, s)
     draw = ImageDraw.Draw(canvas)
-    for _ in range(int(rng.integers(3, 12))):
+    for _ in range(int(rng.integers(2, 8))):
         _clutter_item(draw, rng, s)
 
     # The drawn pony spans about 0.87 of its layer, so scale the layer so the
-    # pony itself covers 35-90% of the picture width.
-    frac = rng.uniform(0.35, 0.9)
+    # pony itself covers mostly 50-90% of the picture width (now and then 40%).
+    frac = rng.uniform(0.5, 0.9) if rng.random() < 0.9 else rng.uniform(0.4, 0.5)
     px = max(8, int(round(frac * s / 0.87)))
     pony = _render_pony(name, rng, px)
     if rng.random() < 0.5:
@@ -571,17 +586,20 @@ def draw_pony(name: str, rng: np.random.Generator, size: int = 150) -> Image.Ima
     pony = pony.rotate(float(rng.uniform(-14, 14)), resample=Image.Resampling.BILINEAR, expand=True)
 
     w, h = pony.size
-    if rng.random() < 0.2:  # let up to about a third of the pony leave the frame
-        cx = rng.uniform(min(w * 0.2, s / 2), max(s - w * 0.2, s / 2))
-        cy = rng.uniform(min(h * 0.25, s / 2), max(s - h * 0.25, s / 2))
+    if rng.random() < 0.08:  # let up to about a fifth of the pony leave the frame
+        cx = rng.uniform(min(w * 0.3, s / 2), max(s - w * 0.3, s / 2))
+        cy = rng.uniform(min(h * 0.35, s / 2), max(s - h * 0.35, s / 2))
     else:
         cx = rng.uniform(min(w / 2, s / 2), max(s - w / 2, s / 2))
         cy = rng.uniform(min(h / 2, s / 2), max(s - h / 2, s / 2))
-    canvas.paste(pony, (int(round(cx - w / 2)), int(round(cy - h / 2))), pony)
+    corner = (int(round(cx - w / 2)), int(round(cy - h / 2)))
+    canvas.paste(pony, corner, pony)
+    mask = Image.new("L", (s, s), 0)
+    mask.paste(pony.getchannel("A"), corner)
 
-    if rng.random() < 0.3:  # occluder in front of the pony
+    if rng.random() < 0.2:  # occluder in front of the pony
         odraw = ImageDraw.Draw(canvas)
-        r = rng.uniform(0.08, 0.2) * px
+        r = rng.uniform(0.06, 0.14) * px
         ox, oy = cx + rng.uniform(-0.4, 0.4) * w, cy + rng.uniform(-0.4, 0.4) * h
         colour = _rand_colour(rng)
         if rng.random() < 0.5:
@@ -592,7 +610,8 @@ def draw_pony(name: str, rng: np.random.Generator, size: int = 150) -> Image.Ima
                             outline=_shade(colour, 0.6), width=max(1, s // 120))
 
     img = canvas.resize((size, size), Image.Resampling.LANCZOS)
-    return _apply_camera(img, rng)
+    pony_mask = np.asarray(mask.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    return _apply_camera(img, rng, pony_mask)
 
 
 # --------------------------------------------------------------------------

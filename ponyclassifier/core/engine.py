@@ -438,6 +438,8 @@ class Trainer:
 
     @torch.no_grad()
     def _prefix_outputs(self, prefix, src, augmenter, device, amp, cb, stage):
+        # eval: BatchNorm of the frozen base must use, not update, its pretrained statistics
+        prefix.eval()
         outs, labels = [], []
         total = len(src.indices)
         done = 0

@@ -234,7 +234,7 @@ def test_mean_colour_does_not_give_the_answer(sample):
     features = _mean_std_features(images)
     logistic = _cv_accuracy(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)), features, labels)
     forest = _cv_accuracy(RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0), features, labels)
-    # Chance is 1/6 = 0.167; measured about 0.15-0.25.
+    # Chance is 1/6 = 0.167; measured about 0.27 (logistic) and 0.33 (forest).
     assert logistic < 0.45, logistic
     assert forest < 0.45, forest
 
@@ -247,6 +247,7 @@ def test_content_features_carry_a_learnable_signal(sample):
     forest = _cv_accuracy(RandomForestClassifier(n_estimators=200, random_state=0), features, labels)
     mean_forest = _cv_accuracy(RandomForestClassifier(n_estimators=200, random_state=0),
                                _mean_std_features(images), labels)
-    # Measured about 0.55-0.62, against chance 0.167.
-    assert forest > 0.4, forest
-    assert forest > mean_forest + 0.15, (forest, mean_forest)
+    # Measured about 0.89, against chance 0.167 and 0.33 for the mean colour. The demo is a
+    # new user's first success, so the ponies' own colours must survive the lighting.
+    assert forest > 0.7, forest
+    assert forest > mean_forest + 0.3, (forest, mean_forest)

@@ -150,6 +150,15 @@ def test_transfer_caches_base_features_once(shapes, monkeypatch):
     assert seen["n"] == train_n + val_n + val_n
     assert result.model.recipe == "transfer"
     assert result.history["train_loss"][-1] < result.history["train_loss"][0]
+    # the frozen base really stayed frozen: BatchNorm statistics are the pretrained ones
+    from ponyclassifier.core.weights import load_efficientnet_lite0_state
+
+    ref = load_efficientnet_lite0_state()
+    net = result.model.network
+    assert torch.equal(net._bn0.running_mean.cpu(), ref["_bn0.running_mean"])
+    assert torch.equal(net._blocks[15]._bn2.running_var.cpu(), ref["_blocks.15._bn2.running_var"])
+    # the saved validation score is the score of the model that was kept
+    assert result.val_report.accuracy == pytest.approx(max(result.history["val_accuracy"]))
 
 
 def test_transfer_with_augmentation_says_what_it_costs(shapes, monkeypatch):
@@ -177,6 +186,7 @@ def test_finetune_trains_head_then_top_blocks(shapes):
 
     ref = load_efficientnet_lite0_state()
     assert torch.equal(net._blocks[0]._depthwise_conv.weight.cpu(), ref["_blocks.0._depthwise_conv.weight"])
+    assert torch.equal(net._blocks[14]._bn1.running_mean.cpu(), ref["_blocks.14._bn1.running_mean"])
     assert not torch.equal(net._blocks[15]._project_conv.weight.cpu(), ref["_blocks.15._project_conv.weight"])
 
 
