@@ -20,7 +20,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .images import DecodedImage, ImageError, decode_image, is_candidate_file
+from .folders import NotAFolderError, class_files, list_class_folders
+from .images import DecodedImage, ImageError, decode_image
 from .preprocess import to_uint8_tensor
 
 MAX_CLASSES = 1000
@@ -110,21 +111,6 @@ class ScanReport:
             raise DatasetError("This dataset cannot be trained yet:\n- " + "\n- ".join(problems))
 
 
-def list_class_folders(root: str | os.PathLike) -> list[str]:
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: not a folder")
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
-
-
-def _class_files(folder: Path) -> list[Path]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out.extend(Path(dirpath) / f for f in sorted(filenames) if is_candidate_file(f))
-    return out
-
-
 def scan_dataset(
     root: str | os.PathLike,
     *,
@@ -144,7 +130,10 @@ def scan_dataset(
     ``cache_budget``. ``channels``: 1 or 3; None picks 1 when every image is grayscale.
     """
     root = Path(root)
-    found = list_class_folders(root)
+    try:
+        found = list_class_folders(root)
+    except NotAFolderError as e:
+        raise DatasetError(str(e)) from None
     skipped: list[SkippedFile] = []
     if classes is None:
         classes = found
@@ -158,7 +147,7 @@ def scan_dataset(
     if len(classes) <= MAX_CLASSES:  # a 10,000-class folder is refused before any decoding
         for name in classes:
             if name in found:
-                files.extend((p, index[name]) for p in _class_files(root / name))
+                files.extend((p, index[name]) for p in class_files(root / name))
 
     n = len(files)
     keep = image_size is not None and n * 3 * image_size * image_size <= cache_budget

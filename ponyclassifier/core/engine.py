@@ -29,7 +29,8 @@ from . import models as M
 from .augment import AugmentConfig, build_augmenter
 from .callbacks import Callback, CallbackList, History
 from .dataset import (DEFAULT_CACHE_BUDGET, BatchSource, DatasetError, ScanReport, SkippedFile, TooManyBadFiles,
-                      list_class_folders, scan_dataset, stratified_split, _class_files)
+                      scan_dataset, stratified_split)
+from .folders import class_files, list_class_folders
 from .images import ImageError, decode_image
 from .metrics import Report, classification_report
 from .preprocess import to_float
@@ -142,7 +143,7 @@ def median_image_side(root: str | os.PathLike, limit: int = 48) -> int:
     """The typical smaller side of the images (decoding a spread-out sample)."""
     files = []
     for name in list_class_folders(root):
-        files += _class_files(Path(root) / name)
+        files += class_files(Path(root) / name)
     if not files:
         return MAX_SCRATCH_SIZE
     step = max(1, len(files) // limit)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .dataset import _class_files, list_class_folders
+from .folders import class_files, list_class_folders
 from .images import ImageError, decode_image, is_candidate_file
 from .store import STORE_DIR, ProjectStore, StoreError
 
@@ -132,7 +132,7 @@ class Project:
         """Bring the store in line with the folder (files added or removed by other tools)."""
         on_disk: dict[str, str] = {}
         for c in self.classes():
-            for p in _class_files(self.root / c):
+            for p in class_files(self.root / c):
                 on_disk[self.rel(p)] = c
         known = {r["relpath"] for r in self.store.images()}
         gone = known - on_disk.keys()
@@ -285,14 +285,14 @@ class Project:
     def rename_class(self, old: str, new: str) -> Operation:
         """Rename = move every image to a new class folder (merging if it exists)."""
         _check_class_name(new)
-        files = _class_files(self.root / old)
+        files = class_files(self.root / old)
         op = self.move_to_class(files, new)
         self._remove_if_empty(self.root / old, op)
         op.kind, op.label = "rename class", f"Rename {old} to {new}"
         return op
 
     def merge_classes(self, sources: Sequence[str], into: str) -> Operation:
-        files = [f for s in sources if s != into for f in _class_files(self.root / s)]
+        files = [f for s in sources if s != into for f in class_files(self.root / s)]
         op = self.move_to_class(files, into)
         for s in sources:
             if s != into:
@@ -301,7 +301,7 @@ class Project:
         return op
 
     def delete_class(self, name: str) -> Operation:
-        op = self.delete(_class_files(self.root / name))
+        op = self.delete(class_files(self.root / name))
         self._remove_if_empty(self.root / name, op)
         op.kind, op.label = "delete class", f"Delete class {name}"
         return op

@@ -13,7 +13,7 @@ import datetime
 import sys
 import traceback
 
-from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt, QThreadPool, Signal, Slot
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from . import projects
@@ -111,4 +111,6 @@ def main(argv: list[str]) -> int:
     try:
         return app.exec()
     finally:
+        # Let workers (e.g. a project store still opening) end while Qt objects still exist.
+        QThreadPool.globalInstance().waitForDone(10000)
         reporter.uninstall()

@@ -1,5 +1,9 @@
 """The main window: the four places (Dataset, Train, Explain, Predict), menus,
-toolbar, status bar, projects (open, new, recent, demo) and remembered window state."""
+toolbar, status bar, projects (open, new, recent, demo) and remembered window state.
+
+Opening a project lists its folder in the browser at once and, beside it on a worker,
+opens the project store (:func:`.projects.open_project_job`); a damaged store is
+reported in a dialog and the project is not opened (RELIABILITY.md case 18)."""
 
 from __future__ import annotations
 
@@ -56,6 +60,8 @@ def _placeholder_page(title: str, coming: str, today: str, command: str) -> QWid
 
 class MainWindow(QMainWindow):
     project_changed = Signal(str)
+    project_ready = Signal(str)  # the store is open: labelling works
+    project_failed = Signal(str)  # the store could not be opened (message)
     demo_ready = Signal(str)
 
     def __init__(self, parent=None):
@@ -65,11 +71,16 @@ class MainWindow(QMainWindow):
         self.project: str | None = None
         self._demo_job: workers.Job | None = None
         self._demo_dialog: QProgressDialog | None = None
+        self._open_generation = 0  # a store opened for a project no longer shown is closed
+        self._closing = False
+        self.last_dialog: QMessageBox | None = None
 
         self.browser = QtDatasetBrowser(cache_dir=projects.thumbnail_cache_dir())
         self.browser.file_count_changed.connect(self._on_browser_file_count_changed)
         self.browser.listing_finished.connect(self._on_browser_listing_finished)
         self.browser.listing_failed.connect(self._on_browser_listing_failed)
+        self.browser.counts_changed.connect(self._on_browser_counts_changed)
+        self.browser.status_message.connect(self._on_browser_status_message)
 
         self.stack = QStackedWidget()
         self.stack.addWidget(self.browser)
@@ -183,6 +194,8 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_demo)
         m.addSeparator()
         m.addAction(self.act_quit)
+        e = mb.addMenu("&Edit")
+        self.browser.fill_edit_menu(e)
         v = mb.addMenu("&View")
         for a in self.place_actions:
             v.addAction(a)
@@ -254,6 +267,11 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Open project", f"{path}\n\nis not a folder (it may have been moved "
                                 "or deleted).")
             return False
+        if self.browser.busy:
+            self.statusBar().showMessage("Wait for the current change to finish (or cancel the import) before "
+                                         "opening another project.", 8000)
+            return False
+        self.browser.detach_project()  # releases the old store (and its lock) first
         self.project = path
         projects.add_recent_project(path)
         self._fill_recent_menu()
@@ -262,9 +280,44 @@ class MainWindow(QMainWindow):
         self.path_label.setToolTip(path)
         self.count_label.setText("Listing…")
         self.browser.open_project(path)
+        self._open_generation += 1
+        gen = self._open_generation
+        workers.run_job(lambda state: projects.open_project_job(path),
+                        on_finished=lambda result: self._on_store_opened(gen, path, result),
+                        on_failed=lambda message, tb: self._on_store_failed(gen, path, message))
         self.set_place(0)
         self.project_changed.emit(path)
         return True
+
+    def _on_store_opened(self, gen: int, path: str, result: dict) -> None:
+        project = result["project"]
+        if gen != self._open_generation or self._closing:
+            project.close()  # another project was opened meanwhile, or the window closed
+            return
+        self.browser.attach_project(project, result["rows"], result["classes"])
+        self.browser.view.setFocus()
+        self.project_ready.emit(path)
+
+    def _on_store_failed(self, gen: int, path: str, message: str) -> None:
+        if gen != self._open_generation or self._closing:
+            return
+        self.project = None
+        self.setWindowTitle("PonyClassifier")
+        self.path_label.setText("No project")
+        self.count_label.setText("")
+        self.browser.show_failure(f"<b>This project could not be opened.</b><br>{message}")
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Critical)
+        box.setWindowTitle("Open project")
+        box.setText(f"<b>Could not open the project</b><br>{path}")
+        box.setInformativeText(f"{message}\n\nNothing in the folder was changed.")
+        box.setStandardButtons(QMessageBox.StandardButton.Close)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        self.last_dialog = box
+        box.destroyed.connect(lambda *a: setattr(self, "last_dialog", None))
+        box.open()  # not exec(): no nested event loop
+        self.project_failed.emit(message)
 
     def open_folder_dialog(self) -> None:
         start = os.path.dirname(self.project) if self.project else str(Path.home())
@@ -365,8 +418,15 @@ class MainWindow(QMainWindow):
         self.count_label.setText(f"Listing… {n:,} files")
 
     def _on_browser_listing_finished(self, n: int) -> None:
-        c = len(self.browser.classes)
+        self._on_browser_counts_changed(n, len(self.browser.classes))
+
+    def _on_browser_counts_changed(self, n: int, c: int) -> None:
+        if self.browser.listing:
+            return
         self.count_label.setText(f"{n:,} image{'s' if n != 1 else ''} in {c} class{'es' if c != 1 else ''}")
+
+    def _on_browser_status_message(self, text: str, ms: int) -> None:
+        self.statusBar().showMessage(text, ms)
 
     def _on_browser_listing_failed(self, message: str) -> None:
         self.count_label.setText("")
@@ -407,6 +467,7 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def closeEvent(self, event) -> None:
+        self._closing = True
         self.save_settings()
         if self._demo_job is not None:
             self._demo_job.cancel()

@@ -1,8 +1,12 @@
-"""Where the app keeps its own files, the recent-projects list and the demo project.
+"""Where the app keeps its own files, the recent-projects list, the demo project, and the
+worker-side steps of opening a project (store, sync, splits) and reading it back.
 
 A project is a dataset folder with one subfolder per class. The app's own data (the
 demo project, the thumbnail cache, the error log) lives in the user's data folder,
 which ``PONYCLASSIFIER_DATA_DIR`` overrides (tests point it at ``tmp_path``).
+
+The functions taking a ``Project`` run on a worker (see :mod:`.workers`), never on the
+GUI thread: ``ponyclassifier.core.project`` pulls in torch, and a sync walks the folder.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from .workers import JobState
+
+VAL_FRACTION = 0.2  # the share of each class that goes to validation when splits are made
+SPLIT_SEED = 0
 
 MAX_RECENT = 8
 RECENT_KEY = "projects/recent"
@@ -107,3 +114,58 @@ def valid_class_name(name: str) -> str | None:
     if any(ch in name for ch in '/\\:*?"<>|') or name in (".", ".."):
         return f"{name!r}: a class name cannot contain / \\ : * ? \" < > |"
     return None
+
+
+# --------------------------------------------------------------------------
+# project store (worker side)
+# --------------------------------------------------------------------------
+
+# One row of the browser's model: (absolute path, class, split or None, status, reason or None)
+Row = tuple
+
+
+def snapshot(project, root: str) -> list[Row]:
+    """Every image the store knows, as model rows under ``root`` (the path the GUI uses)."""
+    return [(os.path.join(root, *r["relpath"].split("/")), r["class"], r["split"], r["status"], r["reason"])
+            for r in project.store.images()]
+
+
+def assign_missing_splits(project, val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> int:
+    """Give images without a split one, by the core's seeded stratified split (train/val).
+
+    Images that already have a split keep it, so a user's or an earlier run's choice stays;
+    the core orders each class by a hash of the path, so new images rarely shift old ones.
+    """
+    rows = project.store.images()
+    if all(r["split"] for r in rows) or project.read_only:
+        return 0
+    from ..core.dataset import Sample, ScanReport, stratified_split  # noqa: PLC0415 (torch)
+
+    classes = sorted({r["class"] for r in rows})
+    index = {c: i for i, c in enumerate(classes)}
+    samples = [Sample(str(project.root / r["relpath"]), index[r["class"]]) for r in rows]
+    train, val = stratified_split(ScanReport(project.root, classes, samples), val_fraction, seed)
+    splits: dict[str, str] = {}
+    for name, idx in (("train", train), ("val", val)):
+        for i in idx:
+            if not rows[i]["split"]:
+                splits[rows[i]["relpath"]] = name
+    if splits:
+        project.store.set_splits(splits)
+    return len(splits)
+
+
+def open_project_job(root: str) -> dict:
+    """Worker: open (or create) the project store of ``root``, sync it with the folder and
+    record splits for new images. Raises StoreError for a damaged store (left untouched)."""
+    from ..core.project import Project  # noqa: PLC0415 (imports torch: keep it off the GUI thread)
+
+    project = Project(root)
+    try:
+        if not project.read_only:
+            project.sync()
+            assign_missing_splits(project)
+        return {"project": project, "rows": snapshot(project, root), "classes": project.classes()}
+    except BaseException:
+        project.close()
+        raise

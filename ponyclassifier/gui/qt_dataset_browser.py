@@ -1,32 +1,76 @@
-"""The Dataset place: a project's classes, a lazy thumbnail grid and a preview pane.
+"""The Dataset place: a project's classes, a lazy thumbnail grid, a preview pane, and
+labelling (import by drag and drop or paste, move, delete to trash, class changes, undo).
 
 Owns :class:`ThumbnailModel` (rows are file paths; a thumbnail is requested only when
 the view asks for a row's decoration, i.e. when the row is on screen) and
-:class:`QtDatasetBrowser`, the widget composing class list, grid and preview. Listing
-and decoding happen in :mod:`ponyclassifier.gui.workers`; this module only touches
-widgets, on the GUI thread.
+:class:`QtDatasetBrowser`, the widget composing class list, filter bar, grid and preview.
+Listing, decoding and every change to a project (``ponyclassifier.core.project.Project``)
+happen in :mod:`ponyclassifier.gui.workers`, one change at a time; after each the worker
+hands back the store's rows and the model applies only the difference, so scroll
+position, selection and thumbnails survive. This module only touches widgets, on the
+GUI thread.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
+import shutil
+import tempfile
+import threading
+import time
 from collections import OrderedDict
-from pathlib import Path
+from typing import Callable
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QItemSelection,
+    QItemSelectionModel,
+    QMimeData,
+    QModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    QUrl,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import (
+    QAction,
+    QBrush,
+    QColor,
+    QDrag,
+    QFont,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPalette,
+    QPen,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QButtonGroup,
+    QDialog,
+    QDialogButtonBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QListView,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
     QStyle,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -34,17 +78,24 @@ from PySide6.QtWidgets import (
 )
 
 from . import workers
+from .projects import assign_missing_splits, snapshot, valid_class_name
 
 THUMB_SIZE = 128
 MIN_IMAGES_WARNING = 10  # fewer images than this in a class earns a warning
 IMBALANCE_WARNING = 3.0  # largest class / a class above this earns a warning
 PIXMAP_CACHE_ITEMS = 3000  # ~3000 * 128*128*4 bytes, about 200 MB at most
+MIME_PATHS = "application/x-ponyclassifier-paths"  # images dragged out of the grid
+SPLITS = ("train", "val", "test")
+STATUS_FILTERS = ("bad", "unlabelled")
 
 PathRole = Qt.ItemDataRole.UserRole + 1
 ClassRole = Qt.ItemDataRole.UserRole + 2
 BrokenRole = Qt.ItemDataRole.UserRole + 3
+SplitRole = Qt.ItemDataRole.UserRole + 4
+StatusRole = Qt.ItemDataRole.UserRole + 5
 
-
+COL_KEY, COL_NAME, COL_COUNT = 0, 1, 2  # class list columns: number key, class, count
+NameRole = Qt.ItemDataRole.UserRole  # class name on COL_NAME (None for "All images")
 def human_size(n: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -92,18 +143,45 @@ def _broken_pixmap(size: int, palette: QPalette) -> QPixmap:
     return pm
 
 
+def _paths_to_mime(paths: list[str]) -> QMimeData:
+    mime = QMimeData()
+    mime.setData(MIME_PATHS, "\n".join(paths).encode("utf-8", "surrogateescape"))
+    mime.setUrls([QUrl.fromLocalFile(p) for p in paths])  # so the desktop can take them too
+    return mime
+
+
+def paths_from_mime(mime: QMimeData) -> list[str]:
+    """Images dragged out of our own grid (empty for anything else)."""
+    if not mime.hasFormat(MIME_PATHS):
+        return []
+    raw = bytes(mime.data(MIME_PATHS).data()).decode("utf-8", "surrogateescape")
+    return [p for p in raw.split("\n") if p]
+
+
+def local_files_from_mime(mime: QMimeData) -> list[str]:
+    """Local files and folders dropped from the desktop (remote URLs are left out)."""
+    if not mime.hasUrls():
+        return []
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+
 class ThumbnailModel(QAbstractListModel):
-    """All files of a project, filtered by class; thumbnails load only for shown rows."""
+    """All images of a project, filtered by class, split and status; thumbnails load only for
+    shown rows. Rows are kept in path order so changes can be applied incrementally."""
 
     thumbnail_arrived = Signal(str)  # path
 
     def __init__(self, loader: workers.ThumbnailLoader, parent=None):
         super().__init__(parent)
         self._loader = loader
-        self._files: list[tuple[str, str]] = []  # (path, class name), every file listed
-        self._rows: list[int] = []  # indices into _files that pass the filter
+        # path -> [class, split or None, status, reason or None]; the store's view when a
+        # project is attached, else what the listing found.
+        self._entries: dict[str, list] = {}
+        self._rows: list[str] = []  # sorted paths that pass the filter
         self._row_of: dict[str, int] = {}
         self._filter: str | None = None
+        self._split: str | None = None
+        self._status: str | None = None
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         self.broken: dict[str, str] = {}
         self.requests = 0  # how many thumbnails were asked for (tests check laziness)
@@ -118,11 +196,25 @@ class ThumbnailModel(QAbstractListModel):
         # Called for every laid-out item: keep it free of calls back into Qt.
         return len(self._rows) if parent is None or parent.row() < 0 else 0
 
+    def flags(self, index: QModelIndex):
+        f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        return f | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else f
+
+    def mimeTypes(self) -> list[str]:
+        return [MIME_PATHS, "text/uri-list"]
+
+    def mimeData(self, indexes) -> QMimeData:
+        return _paths_to_mime(sorted({i.data(PathRole) for i in indexes if i.isValid()}))
+
+    def supportedDragActions(self):
+        return Qt.DropAction.MoveAction | Qt.DropAction.CopyAction
+
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         row = index.row()
         if row < 0 or row >= len(self._rows):
             return None
-        path, cls = self._files[self._rows[row]]
+        path = self._rows[row]
+        cls, split, status, reason = self._entries[path]
         if role == Qt.ItemDataRole.DecorationRole:
             pm = self._pixmaps.get(path)
             if pm is not None:
@@ -137,6 +229,10 @@ class ThumbnailModel(QAbstractListModel):
             return os.path.basename(path)
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{os.path.basename(path)}\nclass: {cls}"
+            if split:
+                tip += f" · {split}"
+            if status != "ok":
+                tip += f"\nstatus: {status}" + (f" ({reason})" if reason else "")
             if path in self.broken:
                 tip += f"\ncan't read: {self.broken[path]}"
             return tip
@@ -144,56 +240,177 @@ class ThumbnailModel(QAbstractListModel):
             return path
         if role == ClassRole:
             return cls
+        if role == SplitRole:
+            return split
+        if role == StatusRole:
+            return "bad" if path in self.broken else status
         if role == BrokenRole:
             return self.broken.get(path)
         return None
 
-    # -- filling and filtering
+    # -- filling
     def clear(self) -> None:
         self.beginResetModel()
-        self._files, self._rows, self._row_of = [], [], {}
+        self._entries, self._rows, self._row_of = {}, [], {}
         self._pixmaps.clear()
         self.broken.clear()
         self.endResetModel()
         self._loader.cancel_pending()
 
     def add_files(self, batch: list[tuple[str, str]]) -> None:
-        start = len(self._files)
-        self._files.extend(batch)
-        new = [start + i for i, (_, c) in enumerate(batch) if self._filter is None or c == self._filter]
-        if not new:
-            return
-        first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-        self._rows.extend(new)
-        for r, i in enumerate(new, first):
-            self._row_of[self._files[i][0]] = r
-        self.endInsertRows()
+        """Rows found by the folder listing (paths already known are left as they are)."""
+        entries, flt = self._entries, self._filter
+        plain = self._split is None and self._status is None  # the usual case, kept cheap
+        new = []
+        for path, cls in batch:
+            if path not in entries:
+                entries[path] = [cls, None, "ok", None]
+                if (flt is None or cls == flt) if plain else self._passes(path):
+                    new.append(path)
+        self._insert(new)
 
+    def apply_rows(self, rows, renames: dict[str, str] | None = None) -> None:
+        """Make the model match the store's rows ``(path, class, split, status, reason)``,
+        inserting and removing only what changed. ``renames`` (old -> new path) carries
+        thumbnails over to moved files, so they do not flash back to placeholders."""
+        for old, new in (renames or {}).items():
+            if old in self._pixmaps:
+                self._pixmaps[new] = self._pixmaps.pop(old)
+            if old in self.broken:
+                self.broken[new] = self.broken.pop(old)
+        entries = {r[0]: [r[1], r[2], r[3], r[4]] for r in rows}
+        changed = [p for p, e in entries.items() if p in self._entries and self._entries[p] != e]
+        for p in set(self._pixmaps).difference(entries):
+            del self._pixmaps[p]
+        self._entries = entries
+        self._refilter()
+        for p in changed:
+            self._changed(p, [ClassRole, SplitRole, StatusRole, Qt.ItemDataRole.ToolTipRole])
+
+    # -- filtering
     @property
     def class_filter(self) -> str | None:
         return self._filter
 
+    @property
+    def split_filter(self) -> str | None:
+        return self._split
+
+    @property
+    def status_filter(self) -> str | None:
+        return self._status
+
     def set_class_filter(self, name: str | None) -> None:
-        if name == self._filter:
+        self.set_filters(name, self._split, self._status)
+
+    def set_filters(self, cls: str | None, split: str | None, status: str | None) -> None:
+        if (cls, split, status) == (self._filter, self._split, self._status):
             return
         self.beginResetModel()
-        self._filter = name
-        self._rows = [i for i, (_, c) in enumerate(self._files) if name is None or c == name]
-        self._row_of = {self._files[i][0]: r for r, i in enumerate(self._rows)}
+        self._filter, self._split, self._status = cls, split, status
+        self._rows = sorted(p for p in self._entries if self._passes(p))
+        self._row_of = {p: r for r, p in enumerate(self._rows)}
         self.endResetModel()
         # Rows scrolled away are not worth decoding any more; shown rows ask again.
         self._loader.cancel_pending()
 
+    def _passes(self, path: str) -> bool:
+        cls, split, status, _ = self._entries[path]
+        if self._filter is not None and cls != self._filter:
+            return False
+        if self._split is not None and split != self._split:
+            return False
+        if self._status == "bad":
+            return status == "bad" or path in self.broken
+        return self._status is None or status == self._status
+
+    def _refilter(self) -> None:
+        want = {p for p in self._entries if self._passes(p)}
+        have = set(self._rows)
+        self._remove(have - want)
+        self._insert(want - have)
+
+    def _insert(self, paths) -> None:
+        """Insert rows at their sorted places, one beginInsertRows per run of neighbours."""
+        if not paths:
+            return
+        paths = sorted(paths)
+        if not self._rows or paths[0] > self._rows[-1]:  # the listing's usual case: append
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(paths) - 1)
+            self._rows.extend(paths)
+            self._row_of.update((p, r) for r, p in enumerate(paths, first))
+            self.endInsertRows()
+            return
+        groups: list[tuple[int, list[str]]] = []
+        for p in paths:
+            pos = bisect.bisect_left(self._rows, p)
+            if groups and groups[-1][0] == pos:
+                groups[-1][1].append(p)
+            else:
+                groups.append((pos, [p]))
+        for pos, group in reversed(groups):  # back to front: earlier positions stay valid
+            self.beginInsertRows(QModelIndex(), pos, pos + len(group) - 1)
+            self._rows[pos:pos] = group
+            self.endInsertRows()
+        self._row_of = {p: r for r, p in enumerate(self._rows)}
+
+    def _remove(self, paths) -> None:
+        rows = sorted((self._row_of[p] for p in paths if p in self._row_of), reverse=True)
+        if not rows:
+            return
+        ranges: list[list[int]] = []  # [first, last], back to front
+        for r in rows:
+            if ranges and ranges[-1][0] == r + 1:
+                ranges[-1][0] = r
+            else:
+                ranges.append([r, r])
+        for first, last in ranges:
+            self.beginRemoveRows(QModelIndex(), first, last)
+            del self._rows[first:last + 1]
+            self.endRemoveRows()
+        self._row_of = {p: r for r, p in enumerate(self._rows)}
+
+    # -- reading
     def file_count(self) -> int:
-        return len(self._files)
+        return len(self._entries)
+
+    def row_of(self, path: str) -> int | None:
+        return self._row_of.get(path)
+
+    def entry(self, path: str) -> tuple | None:
+        e = self._entries.get(path)
+        return tuple(e) if e else None
+
+    def paths(self) -> list[str]:
+        return list(self._rows)
+
+    def rows(self) -> list[tuple]:
+        return [(p, *e) for p, e in self._entries.items()]
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """{class: {"total", "train", "val", "test", "unassigned", "bad", "unlabelled"}}."""
+        out: dict[str, dict[str, int]] = {}
+        for path, (cls, split, status, _) in self._entries.items():
+            d = out.get(cls)
+            if d is None:
+                d = out[cls] = dict.fromkeys(("total", *SPLITS, "unassigned", "bad", "unlabelled"), 0)
+            d["total"] += 1
+            d[split or "unassigned"] += 1
+            if status == "bad" or path in self.broken:
+                d["bad"] += 1
+            elif status == "unlabelled":
+                d["unlabelled"] += 1
+        return out
 
     def has_thumbnail(self, row: int) -> bool:
-        return self._files[self._rows[row]][0] in self._pixmaps
+        return self._rows[row] in self._pixmaps
 
     # -- loader results (GUI thread)
     @Slot(str, QImage)
     def _on_loader_thumbnail_ready(self, path: str, image: QImage) -> None:
+        if path not in self._entries:
+            return  # moved or deleted while it was decoding
         self._pixmaps[path] = QPixmap.fromImage(image)
         while len(self._pixmaps) > PIXMAP_CACHE_ITEMS:
             self._pixmaps.popitem(last=False)
@@ -202,14 +419,16 @@ class ThumbnailModel(QAbstractListModel):
 
     @Slot(str, str)
     def _on_loader_thumbnail_failed(self, path: str, reason: str) -> None:
+        if path not in self._entries:
+            return
         self.broken[path] = reason
         self._changed(path)
 
-    def _changed(self, path: str) -> None:
+    def _changed(self, path: str, roles=None) -> None:
         row = self._row_of.get(path)
         if row is not None:
             idx = self.index(row)
-            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole])
+            self.dataChanged.emit(idx, idx, roles or [Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole])
 
 
 class QtPreviewPane(QFrame):
@@ -313,56 +532,287 @@ class QtPreviewPane(QFrame):
         self.image_label.setPixmap(pm)
 
 
+class _ClassTree(QTreeWidget):
+    """The class list. Takes files and folders from the desktop (import) and images dragged
+    out of the grid (move); both are handed to ``on_drop(class name, mime data)``."""
+
+    def __init__(self, on_drop: Callable[[str, QMimeData], bool], parent=None):
+        super().__init__(parent)
+        self._on_drop = on_drop
+        self._hover: QTreeWidgetItem | None = None
+        self.setAcceptDrops(True)
+        self.viewport().setAcceptDrops(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+        self.setDropIndicatorShown(False)
+
+    def target_class(self, pos) -> str | None:
+        it = self.itemAt(pos)
+        return it.data(COL_NAME, NameRole) if it is not None else None
+
+    @staticmethod
+    def _usable(mime: QMimeData) -> bool:
+        return mime.hasFormat(MIME_PATHS) or bool(local_files_from_mime(mime))
+
+    @staticmethod
+    def _action(mime: QMimeData):
+        return Qt.DropAction.MoveAction if mime.hasFormat(MIME_PATHS) else Qt.DropAction.CopyAction
+
+    def dragEnterEvent(self, event) -> None:
+        if self._usable(event.mimeData()):
+            event.setDropAction(self._action(event.mimeData()))
+            event.accept()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        cls = self.target_class(event.position().toPoint())
+        if cls and self._usable(event.mimeData()):
+            event.setDropAction(self._action(event.mimeData()))
+            event.accept()
+            self._set_hover(self.itemAt(event.position().toPoint()))
+        else:
+            event.ignore()
+            self._set_hover(None)
+
+    def dragLeaveEvent(self, event) -> None:
+        self._set_hover(None)
+
+    def dropEvent(self, event) -> None:
+        self._set_hover(None)
+        cls = self.target_class(event.position().toPoint())
+        if cls and self._on_drop(cls, event.mimeData()):
+            event.setDropAction(self._action(event.mimeData()))
+            event.accept()
+        else:
+            event.ignore()
+
+    def _set_hover(self, item: QTreeWidgetItem | None) -> None:
+        if item is self._hover:
+            return
+        for it, brush in ((self._hover, QBrush()), (item, QBrush(self._hover_color()))):
+            if it is not None:
+                for c in range(self.columnCount()):
+                    it.setBackground(c, brush)
+        self._hover = item
+
+    def _hover_color(self) -> QColor:
+        c = QColor(self.palette().color(QPalette.ColorRole.Highlight))
+        c.setAlpha(70)
+        return c
+
+    def clear(self) -> None:
+        self._hover = None
+        super().clear()
+
+
+class _Grid(QListView):
+    """The thumbnail grid: number keys move the selection to a class, files from the
+    desktop are imported into the class shown, selected images drag onto the class list."""
+
+    def __init__(self, on_number: Callable[[int], None], on_drop: Callable[[QMimeData], bool], parent=None):
+        super().__init__(parent)
+        self._on_number = on_number
+        self._on_drop = on_drop
+        self.setAcceptDrops(True)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.setDropIndicatorShown(False)
+
+    def keyPressEvent(self, event) -> None:
+        mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        key = event.key()
+        if mods == Qt.KeyboardModifier.NoModifier and Qt.Key.Key_1 <= key <= Qt.Key.Key_9:
+            self._on_number(int(key) - int(Qt.Key.Key_0))
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def startDrag(self, supported_actions) -> None:
+        indexes = self.selectedIndexes()
+        if not indexes:
+            return
+        drag = QDrag(self)
+        drag.setMimeData(self.model().mimeData(indexes))
+        pm = self.currentIndex().data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(pm, QPixmap) and not pm.isNull():
+            drag.setPixmap(pm.scaled(64, 64, Qt.AspectRatioMode.KeepAspectRatio,
+                                     Qt.TransformationMode.SmoothTransformation))
+        # The model never removes rows itself: a move is done by the project, then applied.
+        drag.exec(Qt.DropAction.MoveAction | Qt.DropAction.CopyAction, Qt.DropAction.MoveAction)
+
+    @staticmethod
+    def _external(mime: QMimeData) -> bool:
+        return not mime.hasFormat(MIME_PATHS) and bool(local_files_from_mime(mime))
+
+    def dragEnterEvent(self, event) -> None:
+        if self._external(event.mimeData()):
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        if self._external(event.mimeData()) and self._on_drop(event.mimeData()):
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+        else:
+            event.ignore()
+
+
+class _Banner(QFrame):
+    """A non-blocking message strip above the browser (read-only project, recovered
+    operations, a failed action) with a close button."""
+
+    STYLES = {
+        "info": "background: rgba(60,120,200,0.12); border: 1px solid rgba(60,120,200,0.45);",
+        "warning": "background: rgba(220,160,30,0.16); border: 1px solid rgba(200,140,20,0.6);",
+        "error": "background: rgba(200,60,60,0.12); border: 1px solid rgba(200,60,60,0.5);",
+    }
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.setToolTip("Hide this message")
+        close.clicked.connect(self.hide)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 6, 6)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.kind = "info"
+        self.hide()
+
+    def show_message(self, html: str, kind: str = "info") -> None:
+        self.kind = kind
+        self.setStyleSheet(f"QFrame#banner {{ {self.STYLES[kind]} border-radius: 6px; }}")
+        self.label.setText(html)
+        self.show()
+
+    @property
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() or not self.isHidden() else ""
+
+
+class ImportReport(QDialog):
+    """What happened to each dropped file that was not imported, and why (non-modal)."""
+
+    def __init__(self, summary: str, skipped: list[tuple[str, str]], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Import finished")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.resize(680, 380)
+        head = QLabel(summary)
+        head.setWordWrap(True)
+        self.table = QTreeWidget()
+        self.table.setRootIsDecorated(False)
+        self.table.setHeaderLabels(["File", "Why it was skipped"])
+        self.table.setUniformRowHeights(True)
+        self.table.setAlternatingRowColors(True)
+        for source, reason in skipped:
+            it = QTreeWidgetItem([source, reason])
+            it.setToolTip(0, source)
+            self.table.addTopLevelItem(it)
+        self.table.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.table.setColumnWidth(0, 400)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        lay = QVBoxLayout(self)
+        lay.addWidget(head)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(buttons)
+
+
 class QtDatasetBrowser(QWidget):
-    """Classes with counts, the thumbnail grid and the preview of a project folder."""
+    """Classes with counts, the filter bar, the thumbnail grid and the preview of a project
+    folder; with a :class:`~ponyclassifier.core.project.Project` attached, labelling too."""
 
     project_opened = Signal(str)
     listing_finished = Signal(int)  # number of files
     listing_failed = Signal(str)
     file_count_changed = Signal(int)
+    counts_changed = Signal(int, int)  # images, classes
+    status_message = Signal(str, int)  # text, milliseconds to show it
+    project_attached = Signal()
+    action_finished = Signal(str)  # what was done, e.g. "Move to square"
+    action_failed = Signal(str)
+    import_finished = Signal(object)  # {"imported": n, "skipped": [(source, reason)], "cancelled": bool}
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, parent=None):
         super().__init__(parent)
         self.root: str | None = None
+        self.project = None  # a core Project while labelling is possible
         self.classes: list[str] = []
         self.counts: dict[str, int] = {}
+        self.split_counts: dict[str, dict[str, int]] = {}
         self.listing = False
+        self.last_import: dict | None = None
+        self.last_import_report: ImportReport | None = None
         self._job: workers.Job | None = None
+        self._action: workers.Job | None = None
+        self._import_stop: threading.Event | None = None
+        self._shut = False
         self._preview_path: str | None = None
         self._generation = 0  # results of a superseded listing are dropped
         self._pending_filter: str | None = None
+        self._warn_icon: QIcon | None = None
 
         self.loader = workers.ThumbnailLoader(THUMB_SIZE, cache_dir, parent=self)
         self.loader.preview_ready.connect(self._on_loader_preview_ready)
         self.loader.preview_failed.connect(self._on_loader_preview_failed)
         self.model = ThumbnailModel(self.loader, self)
+        self._make_actions()
 
         # left: classes
-        self.class_tree = QTreeWidget()
-        self.class_tree.setColumnCount(2)
-        self.class_tree.setHeaderLabels(["Class", "Images"])
+        self.class_tree = _ClassTree(self._on_class_tree_drop)
+        self.class_tree.setColumnCount(3)
+        self.class_tree.setHeaderLabels(["", "Class", "Images"])
         self.class_tree.setRootIsDecorated(False)
         self.class_tree.setUniformRowHeights(True)
         self.class_tree.setIconSize(QSize(16, 16))
+        self.class_tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.class_tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.class_tree.customContextMenuRequested.connect(self._on_class_tree_context_menu)
         hdr = self.class_tree.header()
         hdr.setStretchLastSection(False)
-        hdr.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        hdr.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        hdr.setMinimumSectionSize(18)
+        hdr.setSectionResizeMode(COL_KEY, QHeaderView.ResizeMode.ResizeToContents)
+        hdr.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        hdr.setSectionResizeMode(COL_COUNT, QHeaderView.ResizeMode.ResizeToContents)
+        self.class_tree.headerItem().setToolTip(COL_KEY, "Press this number key in the grid to move the "
+                                                "selected images to the class")
         self.class_tree.currentItemChanged.connect(self._on_class_tree_current_changed)
+        self.class_tree.itemSelectionChanged.connect(self._update_actions)
         self.class_hint = QLabel()
         self.class_hint.setWordWrap(True)
         self.class_hint.setObjectName("hint")
+        new_class = QToolButton()
+        new_class.setDefaultAction(self.act_new_class)
+        new_class.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        new_class.setAutoRaise(True)
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(8, 8, 0, 8)
+        head_row = QHBoxLayout()
         heading = QLabel("Classes")
         heading.setObjectName("paneHeading")
-        ll.addWidget(heading)
+        head_row.addWidget(heading)
+        head_row.addStretch(1)
+        head_row.addWidget(new_class)
+        ll.addLayout(head_row)
         ll.addWidget(self.class_tree, 1)
         ll.addWidget(self.class_hint)
 
-        # centre: grid
-        self.view = QListView()
+        # centre: title + filter bar, grid, import progress
+        self.view = _Grid(self.move_selected_to_number, self._on_grid_drop)
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setUniformItemSizes(True)
         self.view.setLayoutMode(QListView.LayoutMode.Batched)
@@ -374,11 +824,14 @@ class QtDatasetBrowser(QWidget):
         self.view.setSpacing(0)
         self.view.setWordWrap(False)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.view.verticalScrollBar().setSingleStep(24)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._on_view_context_menu)
         self.view.setModel(self.model)
         self.view.selectionModel().currentChanged.connect(self._on_view_current_changed)
+        self.view.selectionModel().selectionChanged.connect(self._update_actions)
         self.grid_title = QLabel()
         self.grid_title.setObjectName("paneHeading")
         self.grid_status = QLabel()
@@ -390,17 +843,26 @@ class QtDatasetBrowser(QWidget):
         self.grid_stack = QStackedWidget()
         self.grid_stack.addWidget(self.view)
         self.grid_stack.addWidget(self.empty_label)
+        self.split_buttons = self._segmented([("All", None), ("Train", "train"), ("Val", "val"), ("Test", "test")],
+                                             self.set_split_filter, "Show images of one split")
+        self.status_buttons = self._segmented([("Any", None), ("Bad", "bad"), ("Unlabelled", "unlabelled")],
+                                              self.set_status_filter, "Show only unreadable or unlabelled images")
         centre = QWidget()
         cl = QVBoxLayout(centre)
         cl.setContentsMargins(0, 8, 0, 0)
-        title_row = QWidget()
-        tl = QHBoxLayout(title_row)
-        tl.setContentsMargins(4, 0, 4, 0)
-        tl.addWidget(self.grid_title)
-        tl.addStretch(1)
-        tl.addWidget(self.grid_status)
-        cl.addWidget(title_row)
+        cl.setSpacing(4)
+        title_row = QHBoxLayout()
+        title_row.setContentsMargins(4, 0, 4, 0)
+        title_row.addWidget(self.grid_title)
+        title_row.addSpacing(8)
+        title_row.addWidget(self.grid_status)
+        title_row.addStretch(1)
+        title_row.addWidget(self.split_buttons[0])
+        title_row.addSpacing(10)
+        title_row.addWidget(self.status_buttons[0])
+        cl.addLayout(title_row)
         cl.addWidget(self.grid_stack, 1)
+        cl.addWidget(self._make_import_panel())
 
         # right: preview
         self.preview = QtPreviewPane()
@@ -413,26 +875,130 @@ class QtDatasetBrowser(QWidget):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([220, 700, 320])
+        self.splitter.setSizes([240, 680, 320])
         self.splitter.setChildrenCollapsible(False)
+        self.banner = _Banner()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.splitter)
+        lay.setSpacing(0)
+        banner_box = QHBoxLayout()
+        banner_box.setContentsMargins(8, 6, 8, 0)
+        banner_box.addWidget(self.banner)
+        lay.addLayout(banner_box)
+        lay.addWidget(self.splitter, 1)
         self.setStyleSheet(
             "QLabel#paneHeading { font-weight: 600; padding: 2px 0 4px 0; }"
             "QLabel#hint { color: palette(placeholder-text); }"
             "QTreeWidget::item { padding: 3px 2px; }"
+            "QToolButton#segment { padding: 2px 9px; border: 1px solid palette(mid); border-radius: 0;"
+            " background: palette(button); }"
+            "QToolButton#segment:checked { background: palette(highlight); color: palette(highlighted-text);"
+            " border-color: palette(highlight); }"
+            "QFrame#importPanel { border-top: 1px solid palette(mid); }"
             "QLabel#emptyState { color: palette(placeholder-text); font-size: 14px; padding: 40px; }")
         self._show_empty("No project open. Use File ▸ Open Folder… to choose a folder with one subfolder per class.")
         self._update_titles()
+        self._update_actions()
+
+    # ------------------------------------------------------------------ building
+    def _segmented(self, choices, on_pick, tip: str) -> tuple[QWidget, dict]:
+        box = QWidget()
+        lay = QHBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        group = QButtonGroup(box)
+        buttons = {}
+        for text, value in choices:
+            b = QToolButton()
+            b.setObjectName("segment")
+            b.setText(text)
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.setChecked(value is None)
+            b.clicked.connect(lambda checked=False, v=value: on_pick(v))
+            group.addButton(b)
+            lay.addWidget(b)
+            buttons[value] = b
+        group.setExclusive(True)
+        return box, buttons
+
+    def _make_import_panel(self) -> QWidget:
+        self.import_panel = QFrame()
+        self.import_panel.setObjectName("importPanel")
+        self.import_label = QLabel()
+        self.import_bar = QProgressBar()
+        self.import_bar.setTextVisible(False)
+        self.import_bar.setMaximumHeight(12)
+        self.import_cancel = QPushButton("Cancel")
+        self.import_cancel.clicked.connect(self.cancel_import)
+        lay = QHBoxLayout(self.import_panel)
+        lay.setContentsMargins(8, 6, 8, 6)
+        lay.addWidget(self.import_label)
+        lay.addWidget(self.import_bar, 1)
+        lay.addWidget(self.import_cancel)
+        self.import_panel.hide()
+        return self.import_panel
+
+    def _make_actions(self) -> None:
+        def act(text, slot, shortcut=None, tip="", local=False) -> QAction:
+            a = QAction(text, self)
+            if shortcut:
+                a.setShortcuts(shortcut if isinstance(shortcut, list) else [shortcut])
+            a.setStatusTip(tip)
+            a.triggered.connect(lambda checked=False: slot())
+            if local:  # only while the Dataset place has focus (other places have their own keys)
+                a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                self.addAction(a)
+            return a
+
+        self.act_undo = act("&Undo", self.undo, QKeySequence("Ctrl+Z"), "Undo the last labelling change")
+        self.act_redo = act("&Redo", self.redo, [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")],
+                            "Redo the change just undone")
+        self.act_paste = act("&Paste Image", self.paste, QKeySequence("Ctrl+V"),
+                             "Add the image on the clipboard to the class shown", local=True)
+        self.act_delete = act("&Delete to Trash", self.delete_selected, [QKeySequence("Delete"),
+                              QKeySequence("Backspace")], "Move the selected images to the project's trash "
+                              "(undo brings them back)", local=True)
+        self.act_new_class = act("&New Class…", self.new_class_dialog, tip="Create a class (a new folder)")
+        self.act_rename_class = act("Re&name Class…", self.rename_class_dialog, QKeySequence("F2"),
+                                    "Rename the selected class (its folder)", local=True)
+        self.act_merge_classes = act("&Merge Classes…", self.merge_classes_dialog,
+                                     tip="Move every image of the selected classes into one of them")
+        self.act_delete_class = act("Delete C&lass…", self.delete_class_dialog,
+                                    tip="Move the selected class and its images to the project's trash")
+        self.move_menu = QMenu("&Move to")
+        self.move_menu.aboutToShow.connect(self._fill_move_menu)
+        self.edit_actions = [self.act_undo, self.act_redo, None, self.act_paste, self.move_menu, self.act_delete,
+                             None, self.act_new_class, self.act_rename_class, self.act_merge_classes,
+                             self.act_delete_class]
+
+    def fill_edit_menu(self, menu: QMenu) -> None:
+        for a in self.edit_actions:
+            if a is None:
+                menu.addSeparator()
+            elif isinstance(a, QMenu):
+                menu.addMenu(a)
+            else:
+                menu.addAction(a)
+
+    def _fill_move_menu(self) -> None:
+        self.move_menu.clear()
+        for i, c in enumerate(self.classes):
+            a = self.move_menu.addAction(f"&{i + 1}  {c}" if i < 9 else c)
+            a.setEnabled(self.can_edit and bool(self.selected_paths()))
+            a.triggered.connect(lambda checked=False, c=c: self.move_selected_to(c))
+        if not self.classes:
+            self.move_menu.addAction("No classes").setEnabled(False)
 
     # ------------------------------------------------------------------ projects
     def open_project(self, root: str | os.PathLike) -> None:
-        """Start listing ``root`` in the background; rows appear as they are found."""
+        """Start listing ``root`` in the background; rows appear as they are found.
+        Labelling starts when a project is attached (:meth:`attach_project`)."""
         self.cancel_listing()
         self.root = os.path.abspath(os.fspath(root))
-        self.classes, self.counts = [], {}
-        self.model.set_class_filter(None)
+        self.classes, self.counts, self.split_counts = [], {}, {}
+        self.model.set_filters(None, None, None)
+        self._sync_filter_buttons()
         self.model.clear()
         self.preview.show_nothing()
         self._preview_path = None
@@ -450,7 +1016,60 @@ class QtDatasetBrowser(QWidget):
         )
         self.project_opened.emit(self.root)
 
+    def attach_project(self, project, rows, classes: list[str]) -> None:
+        """Labelling on: ``project`` (opened on a worker) is the root's store; ``rows`` its
+        images (see :func:`.projects.snapshot`)."""
+        self.detach_project()
+        self.project = project
+        if project.read_only:  # not synced: files the store has not seen yet stay listed
+            known = {r[0] for r in rows}
+            rows = list(rows) + [r for r in self.model.rows() if r[0] not in known]
+        self.model.apply_rows(rows)
+        self._set_classes(sorted(set(classes) | set(self.classes)))
+        notes = []
+        if project.read_only:
+            notes.append(f"<b>Read-only.</b> {project.store.message or 'The project store is read-only.'} "
+                         "Labelling is switched off.")
+        notes += list(project.recovered)
+        if notes:
+            self.banner.show_message("<br>".join(notes), "warning" if project.read_only else "info")
+            self.status_message.emit(" ".join(n.replace("<b>", "").replace("</b>", "") for n in notes), 15000)
+        self._after_change()
+        self.project_attached.emit()
+
+    def detach_project(self) -> None:
+        """Labelling off; the project is closed now, or by the action still running on it."""
+        project, self.project = self.project, None
+        if self._import_stop is not None:
+            self._import_stop.set()
+        if project is not None and self._action is None:
+            project.close()
+        self.banner.hide()
+        self._update_actions()
+
+    def show_failure(self, html: str) -> None:
+        """The project could not be opened: nothing is shown from it."""
+        self.cancel_listing()
+        self._generation += 1  # drop what the listing still has on its way
+        self.detach_project()
+        self.model.clear()
+        self.class_tree.clear()
+        self.classes, self.counts, self.split_counts = [], {}, {}
+        self.preview.show_nothing()
+        self._show_empty(html)
+        self._update_titles()
+
     def reload(self) -> None:
+        """List the folder again; with a project, sync the store with files added or removed
+        by other tools instead, keeping the view where it is."""
+        if self.project is not None and not self.project.read_only:
+            def fn(project, state):
+                project.sync()
+                assign_missing_splits(project)
+                return None, []
+
+            self._run_action(fn, busy="Reloading…", done=lambda op: "Reloaded the project folder.")
+            return
         if self.root:
             keep = self.model.class_filter
             self.open_project(self.root)
@@ -465,21 +1084,42 @@ class QtDatasetBrowser(QWidget):
     def shutdown(self) -> None:
         """Stop background work started by this widget (at window close)."""
         self.cancel_listing()
+        self.detach_project()
+        self._shut = True
         self.loader.close()
+        if self.last_import_report is not None:
+            self.last_import_report.close()
+
+    @property
+    def busy(self) -> bool:
+        return self._action is not None
+
+    @property
+    def can_edit(self) -> bool:
+        return self.project is not None and not self.project.read_only
 
     def _on_listing_partial(self, gen: int, item) -> None:
         if gen != self._generation or not self.listing:
             return
         kind, value = item
         if kind == "classes":
-            self.classes = list(value)
-            self.counts = {c: 0 for c in self.classes}
-            self._rebuild_class_tree()
+            self._set_classes(sorted(set(value) | set(self.classes)))
             return
-        for _, cls in value:
-            self.counts[cls] = self.counts.get(cls, 0) + 1
+        before = self.model.file_count()
         self.model.add_files(value)
-        self._update_class_counts()
+        if self.model.file_count() - before == len(value):
+            # all new: count just this batch (a full recount per batch adds up on big folders)
+            for _, cls in value:
+                d = self.split_counts.get(cls)
+                if d is None:
+                    d = self.split_counts[cls] = dict.fromkeys(("total", *SPLITS, "unassigned", "bad",
+                                                                "unlabelled"), 0)
+                d["total"] += 1
+                d["unassigned"] += 1
+                self.counts[cls] = d["total"]
+            self._update_class_counts()
+        else:
+            self._refresh_counts()
         self._update_titles()
         self.file_count_changed.emit(self.model.file_count())
 
@@ -488,19 +1128,13 @@ class QtDatasetBrowser(QWidget):
             return  # an older listing, superseded
         self._job = None
         self.listing = False
-        self._update_class_counts(final=True)
+        self._refresh_counts()
         self._update_titles()
         keep, self._pending_filter = self._pending_filter, None
         if keep and keep in self.classes:
             self.select_class(keep)
-        if not self.classes:
-            self._show_empty(f"<b>No class folders in</b><br>{self.root}<br><br>A project is a folder with one "
-                             "subfolder per class, e.g. <i>pets/cat/</i> and <i>pets/dog/</i>.")
-        elif self.model.file_count() == 0:
-            self._show_empty("<b>No images yet.</b><br><br>Copy pictures into the class folders:<br>"
-                             + "<br>".join(os.path.join(self.root, c) for c in self.classes[:6])
-                             + "<br><br>then choose View ▸ Reload (F5).")
-        elif self.view.currentIndex().row() < 0 and self.model.rowCount() > 0:
+        self._show_grid_or_empty()
+        if self.view.currentIndex().row() < 0 and self.model.rowCount() > 0:
             self.view.setCurrentIndex(self.model.index(0))
         self.listing_finished.emit(self.model.file_count())
 
@@ -513,29 +1147,68 @@ class QtDatasetBrowser(QWidget):
         self._update_titles()
         self.listing_failed.emit(message)
 
+    def _show_grid_or_empty(self) -> None:
+        if self.root is None:
+            return
+        if not self.classes:
+            self._show_empty(f"<b>No class folders in</b><br>{self.root}<br><br>A project is a folder with one "
+                             "subfolder per class, e.g. <i>pets/cat/</i> and <i>pets/dog/</i>.")
+        elif self.model.file_count() == 0 and not self.listing:
+            self._show_empty("<b>No images yet.</b><br><br>Drag pictures from your desktop onto a class on the "
+                             "left, or copy them into the class folders:<br>"
+                             + "<br>".join(os.path.join(self.root, c) for c in self.classes[:6])
+                             + "<br><br>then choose View ▸ Reload (F5).")
+        else:
+            self.grid_stack.setCurrentWidget(self.view)
+
     def _show_empty(self, html: str) -> None:
         self.empty_label.setText(html)
         self.grid_stack.setCurrentWidget(self.empty_label)
 
     # ------------------------------------------------------------------ classes
-    def _rebuild_class_tree(self) -> None:
+    def _set_classes(self, classes: list[str], select: str | None = "keep") -> None:
+        """Rebuild the class list if it changed; keep the class shown (or show ``select``)."""
+        current = self.model.class_filter if select == "keep" else select
+        if current is not None and current not in classes:
+            current = None
+        if classes != self.classes or self.class_tree.topLevelItemCount() != len(classes) + 1:
+            self.classes = list(classes)
+            self._rebuild_class_tree(current)
+        if current != self.model.class_filter:
+            it = self.class_item(current)
+            self.class_tree.blockSignals(True)
+            self.class_tree.setCurrentItem(it)
+            self.class_tree.blockSignals(False)
+            self.model.set_class_filter(current)
+            self._after_filter_change()
+
+    def _rebuild_class_tree(self, current: str | None = None) -> None:
         self.class_tree.blockSignals(True)
         self.class_tree.clear()
-        all_item = QTreeWidgetItem(["All images", "0"])
-        all_item.setData(0, Qt.ItemDataRole.UserRole, None)
-        f = all_item.font(0)
+        all_item = QTreeWidgetItem(["", "All images", "0"])
+        all_item.setData(COL_NAME, NameRole, None)
+        f = all_item.font(COL_NAME)
         f.setBold(True)
-        all_item.setFont(0, f)
-        all_item.setFont(1, f)
-        all_item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        all_item.setFont(COL_NAME, f)
+        all_item.setFont(COL_COUNT, f)
+        all_item.setTextAlignment(COL_COUNT, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.class_tree.addTopLevelItem(all_item)
-        for c in self.classes:
-            it = QTreeWidgetItem([c, "0"])
-            it.setData(0, Qt.ItemDataRole.UserRole, c)
-            it.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        dim = self.palette().color(QPalette.ColorRole.PlaceholderText)
+        chosen = all_item
+        for i, c in enumerate(self.classes):
+            it = QTreeWidgetItem([str(i + 1) if i < 9 else "", c, "0"])
+            it.setData(COL_NAME, NameRole, c)
+            it.setForeground(COL_KEY, dim)
+            it.setTextAlignment(COL_KEY, Qt.AlignmentFlag.AlignCenter)
+            it.setTextAlignment(COL_COUNT, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if i < 9:
+                it.setToolTip(COL_KEY, f"Press {i + 1} in the grid to move the selected images to {c}")
             self.class_tree.addTopLevelItem(it)
-        self.class_tree.setCurrentItem(all_item)
+            if c == current:
+                chosen = it
+        self.class_tree.setCurrentItem(chosen)
         self.class_tree.blockSignals(False)
+        self._update_class_counts()
 
     def class_problems(self) -> dict[str, str]:
         """Per class, why it may train badly (too few images, strong imbalance)."""
@@ -556,29 +1229,58 @@ class QtDatasetBrowser(QWidget):
                 out[c] = "; ".join(why)
         return out
 
-    def _update_class_counts(self, final: bool = False) -> None:
+    def _refresh_counts(self) -> None:
+        self.split_counts = self.model.class_counts()
+        self.counts = {c: self.split_counts.get(c, {}).get("total", 0) for c in self.classes}
+        for c, d in self.split_counts.items():  # files in folders the class list has not seen yet
+            self.counts.setdefault(c, d["total"])
+        self._update_class_counts()
+        self.counts_changed.emit(self.model.file_count(), len(self.classes))
+
+    def _count_key(self) -> str:
+        """Which number the count column shows: all images, or those of the split / status shown."""
+        return self.model.status_filter or self.model.split_filter or "total"
+
+    def _update_class_counts(self) -> None:
         problems = self.class_problems() if not self.listing else {}
-        warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        if self._warn_icon is None:
+            self._warn_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        warn = self._warn_icon
+        key = self._count_key()
+        self.class_tree.headerItem().setText(COL_COUNT, "Images" if key == "total" else key.capitalize())
         for i in range(self.class_tree.topLevelItemCount()):
             it = self.class_tree.topLevelItem(i)
-            c = it.data(0, Qt.ItemDataRole.UserRole)
-            n = self.model.file_count() if c is None else self.counts.get(c, 0)
-            it.setText(1, f"{n:,}")
-            if c is not None:
-                tip = problems.get(c)
-                it.setIcon(0, warn if tip else QIcon())
-                it.setToolTip(0, f"{c}: {tip}" if tip else f"{c}: {n:,} images")
-                it.setToolTip(1, it.toolTip(0))
+            c = it.data(COL_NAME, NameRole)
+            if c is None:
+                n = sum(d.get(key, 0) for d in self.split_counts.values())
+                it.setText(COL_COUNT, f"{n:,}")
+                continue
+            d = self.split_counts.get(c, {})
+            it.setText(COL_COUNT, f"{d.get(key, 0):,}")
+            total = self.counts.get(c, 0)
+            tip = f"{c}: {total:,} image{'s' if total != 1 else ''}"
+            if self.project is not None and d:
+                tip += (f"\ntrain {d['train']:,} · val {d['val']:,} · test {d['test']:,}"
+                        + (f" · no split {d['unassigned']:,}" if d["unassigned"] else "")
+                        + (f"\n{d['bad']:,} unreadable" if d["bad"] else ""))
+            problem = problems.get(c)
+            if problem:
+                tip += f"\n⚠ {problem}"
+            it.setIcon(COL_NAME, warn if problem else QIcon())
+            for col in (COL_NAME, COL_COUNT):
+                it.setToolTip(col, tip)
         if problems:
             self.class_hint.setText(f"⚠ {len(problems)} class{'es' if len(problems) != 1 else ''} may train "
                                     "badly; hover for why.")
+        elif self.can_edit and self.classes:
+            self.class_hint.setText("Drop pictures on a class to add them. Keys 1–9 move the selected images.")
         else:
             self.class_hint.setText("")
 
     def class_item(self, name: str | None) -> QTreeWidgetItem | None:
         for i in range(self.class_tree.topLevelItemCount()):
             it = self.class_tree.topLevelItem(i)
-            if it.data(0, Qt.ItemDataRole.UserRole) == name:
+            if it.data(COL_NAME, NameRole) == name:
                 return it
         return None
 
@@ -587,22 +1289,471 @@ class QtDatasetBrowser(QWidget):
         if it is not None:
             self.class_tree.setCurrentItem(it)
 
+    def selected_classes(self) -> list[str]:
+        return [c for c in (it.data(COL_NAME, NameRole) for it in self.class_tree.selectedItems()) if c]
+
+    def _current_class(self) -> str | None:
+        it = self.class_tree.currentItem()
+        return it.data(COL_NAME, NameRole) if it is not None else None
+
     def _on_class_tree_current_changed(self, current, previous) -> None:
-        name = current.data(0, Qt.ItemDataRole.UserRole) if current is not None else None
+        name = current.data(COL_NAME, NameRole) if current is not None else None
         self.model.set_class_filter(name)
+        self._after_filter_change()
+
+    def _on_class_tree_context_menu(self, pos) -> None:
+        it = self.class_tree.itemAt(pos)
+        if it is not None and not it.isSelected():
+            self.class_tree.setCurrentItem(it)
+        menu = QMenu(self)
+        for a in (self.act_new_class, self.act_rename_class, self.act_merge_classes, self.act_delete_class):
+            menu.addAction(a)
+        menu.exec(self.class_tree.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    # ------------------------------------------------------------------ filters
+    def set_split_filter(self, split: str | None) -> None:
+        self.model.set_filters(self.model.class_filter, split, self.model.status_filter)
+        self._after_filter_change()
+
+    def set_status_filter(self, status: str | None) -> None:
+        self.model.set_filters(self.model.class_filter, self.model.split_filter, status)
+        self._after_filter_change()
+
+    def _sync_filter_buttons(self) -> None:
+        self.split_buttons[1][self.model.split_filter].setChecked(True)
+        self.status_buttons[1][self.model.status_filter].setChecked(True)
+
+    def _after_filter_change(self) -> None:
+        self._sync_filter_buttons()
         self._update_titles()
+        self._update_class_counts()
         if self.model.rowCount():
+            self.grid_stack.setCurrentWidget(self.view)
             self.view.setCurrentIndex(self.model.index(0))
             self.view.scrollToTop()
         else:
             self.preview.show_nothing()
+        self._update_actions()
 
     def _update_titles(self) -> None:
         name = self.model.class_filter
         n = self.model.rowCount()
-        self.grid_title.setText(f"{name or 'All images'}  ·  {n:,} image{'s' if n != 1 else ''}"
-                                if self.root else "")
+        parts = [name or "All images"]
+        if self.model.split_filter:
+            parts.append(self.model.split_filter)
+        if self.model.status_filter:
+            parts.append(self.model.status_filter)
+        self.grid_title.setText(f"{' · '.join(parts)}  ·  {n:,} image{'s' if n != 1 else ''}" if self.root else "")
         self.grid_status.setText(f"Listing files… {self.model.file_count():,} found" if self.listing else "")
+
+    # ------------------------------------------------------------------ selection
+    def selected_paths(self) -> list[str]:
+        return sorted(i.data(PathRole) for i in self.view.selectionModel().selectedIndexes())
+
+    def select_paths(self, paths: list[str]) -> None:
+        rows = [r for r in (self.model.row_of(p) for p in paths) if r is not None]
+        sel = QItemSelection()
+        for r in rows:
+            sel.select(self.model.index(r), self.model.index(r))
+        sm = self.view.selectionModel()
+        if rows:
+            sm.setCurrentIndex(self.model.index(rows[0]), QItemSelectionModel.SelectionFlag.NoUpdate)
+        sm.select(sel, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    def _remember_view(self) -> dict:
+        cur = self.view.currentIndex()
+        return {"selected": self.selected_paths(), "current": cur.data(PathRole) if cur.isValid() else None,
+                "row": cur.row(), "scroll": self.view.verticalScrollBar().value()}
+
+    def _restore_view(self, before: dict, renames: dict[str, str]) -> None:
+        """Selection follows renamed files that are still shown; when the shown ones left the
+        view (moved to another class, deleted), the image now in their place is selected, so
+        labelling can go on image by image."""
+        keep = [renames.get(p, p) for p in before["selected"]]
+        keep = [p for p in keep if self.model.row_of(p) is not None]
+        current = renames.get(before["current"], before["current"])
+        sm = self.view.selectionModel()
+        sb = self.view.verticalScrollBar()
+        if keep:  # still shown (perhaps elsewhere in the grid): keep them selected, stay put
+            self.select_paths(keep)
+            row = self.model.row_of(current)
+            if row is not None:
+                sm.setCurrentIndex(self.model.index(row), QItemSelectionModel.SelectionFlag.NoUpdate)
+            sb.setValue(before["scroll"])
+        elif self.model.rowCount():
+            row = min(max(before["row"], 0), self.model.rowCount() - 1)
+            self.view.setCurrentIndex(self.model.index(row))
+            sb.setValue(before["scroll"])
+            self.view.scrollTo(self.model.index(row), QAbstractItemView.ScrollHint.EnsureVisible)
+        else:
+            self.preview.show_nothing()
+
+    def _update_actions(self) -> None:
+        edit = self.can_edit and not self.busy
+        has_sel = bool(self.view.selectionModel().hasSelection())
+        cls = self._current_class()
+        p = self.project
+        undo = p.undo_stack[-1].label if p is not None and p.undo_stack else None
+        redo = p.redo_stack[-1].label if p is not None and p.redo_stack else None
+        self.act_undo.setText(f"&Undo {undo}" if undo else "&Undo")
+        self.act_redo.setText(f"&Redo {redo}" if redo else "&Redo")
+        self.act_undo.setEnabled(edit and undo is not None)
+        self.act_redo.setEnabled(edit and redo is not None)
+        self.act_paste.setEnabled(edit)
+        self.act_delete.setEnabled(edit and has_sel)
+        self.move_menu.setEnabled(edit and has_sel)
+        self.act_new_class.setEnabled(edit)
+        self.act_rename_class.setEnabled(edit and cls is not None)
+        self.act_merge_classes.setEnabled(edit and len(self.selected_classes()) >= 2)
+        self.act_delete_class.setEnabled(edit and cls is not None)
+
+    def _on_view_context_menu(self, pos) -> None:
+        idx = self.view.indexAt(pos)
+        if idx.isValid() and not self.view.selectionModel().isSelected(idx):
+            self.view.setCurrentIndex(idx)
+        self._update_actions()
+        menu = QMenu(self)
+        menu.addMenu(self.move_menu)
+        menu.addAction(self.act_delete)
+        menu.addSeparator()
+        menu.addAction(self.act_paste)
+        menu.exec(self.view.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    # ------------------------------------------------------------------ labelling
+    def _refuse(self, why: str) -> bool:
+        self.status_message.emit(why, 5000)
+        return False
+
+    def _editable(self) -> bool:
+        if self.project is None:
+            return self._refuse("Open a project first.")
+        if self.project.read_only:
+            return self._refuse(self.project.store.message or "This project is open read-only.")
+        return True
+
+    def _run_action(self, fn, *, busy: str, done: Callable | None = None, select: str | None = "keep",
+                    on_progress: Callable[[int, int], None] | None = None) -> bool:
+        """Run ``fn(project, state) -> (operation or None, [(source, target), ...])`` on a
+        worker, then apply the store's new rows to the view. One change at a time."""
+        if not self._editable():
+            return False
+        if self._action is not None:
+            return self._refuse("Still busy with the last change; try again in a moment.")
+        project, root = self.project, self.root
+        before = self._remember_view()
+
+        def work(state):
+            op, moves = fn(project, state)
+            return op, moves, snapshot(project, root), project.classes()
+
+        self._action = workers.run_job(
+            work,
+            on_finished=lambda result: self._on_action_finished(project, result, before, done, select),
+            on_failed=lambda message, tb: self._on_action_failed(project, message),
+            on_progress=on_progress,
+        )
+        self.grid_status.setText(busy)
+        self._update_actions()
+        return True
+
+    def _on_action_finished(self, project, result, before, done, select) -> None:
+        self._action = None
+        if project is not self.project or self._shut:
+            project.close()  # detached while it ran
+            return
+        op, moves, rows, classes = result
+        renames = {s: d for s, d in moves if s}
+        self._set_classes(classes, select)
+        self.model.apply_rows(rows, renames)
+        if select == "keep":
+            self._restore_view(before, renames)
+        self._after_change()
+        message = done(op) if done is not None else None
+        if message:
+            self.status_message.emit(message, 10000)
+        self.action_finished.emit(op.label if op is not None else "")
+
+    def _on_action_failed(self, project, message: str) -> None:
+        self._action = None
+        if project is not self.project or self._shut:
+            project.close()
+            return
+        self.import_panel.hide()
+        self.banner.show_message(f"<b>That did not work:</b> {message}<br>Nothing was changed.", "error")
+        self.status_message.emit(f"Failed: {message}", 10000)
+        self._update_titles()
+        self._update_actions()
+        self.action_failed.emit(message)
+
+    def _after_change(self) -> None:
+        self._refresh_counts()
+        self._update_titles()
+        self._show_grid_or_empty()
+        self._update_actions()
+
+    def move_selected_to(self, cls: str) -> bool:
+        if not self._editable():
+            return False
+        paths = [p for p in self.selected_paths() if (self.model.entry(p) or ("",))[0] != cls]
+        if not paths:
+            return self._refuse(f"Nothing to move: select images that are not in {cls} yet.")
+        n = len(paths)
+
+        def fn(project, state):
+            op = project.move_to_class(paths, cls)
+            return op, op.moves
+
+        return self._run_action(fn, busy=f"Moving {n:,} image{'s' if n != 1 else ''}…",
+                                done=lambda op: f"Moved {n:,} image{'s' if n != 1 else ''} to {cls} — Undo (Ctrl+Z)")
+
+    def move_selected_to_number(self, number: int) -> bool:
+        if not 1 <= number <= min(9, len(self.classes)):
+            return self._refuse(f"There is no class {number} (see the numbers in the class list).")
+        return self.move_selected_to(self.classes[number - 1])
+
+    def delete_selected(self) -> bool:
+        if not self._editable():
+            return False
+        paths = self.selected_paths()
+        if not paths:
+            return self._refuse("Select images to delete first.")
+        n = len(paths)
+
+        def fn(project, state):
+            op = project.delete(paths)
+            return op, op.moves
+
+        return self._run_action(fn, busy="Moving to the trash…",
+                                done=lambda op: f"Moved {n:,} image{'s' if n != 1 else ''} to the trash — "
+                                                "Undo (Ctrl+Z)")
+
+    def undo(self) -> bool:
+        if self.project is None or not self.project.undo_stack:
+            return self._refuse("Nothing to undo.")
+
+        def fn(project, state):
+            op = project.undo()
+            return op, list(op.undone_moves)
+
+        return self._run_action(fn, busy="Undoing…", done=lambda op: f"Undid: {op.label} — Redo (Ctrl+Shift+Z)")
+
+    def redo(self) -> bool:
+        if self.project is None or not self.project.redo_stack:
+            return self._refuse("Nothing to redo.")
+
+        def fn(project, state):
+            op = project.redo()
+            return op, [(d, s) for s, d in op.undone_moves]
+
+        return self._run_action(fn, busy="Redoing…", done=lambda op: f"Redid: {op.label}")
+
+    # -- importing
+    def _on_class_tree_drop(self, cls: str, mime: QMimeData) -> bool:
+        inside = paths_from_mime(mime)
+        if inside:
+            self.select_paths(inside)
+            return self.move_selected_to(cls)
+        return self.import_files(local_files_from_mime(mime), cls)
+
+    def _on_grid_drop(self, mime: QMimeData) -> bool:
+        cls = self.model.class_filter
+        if cls is None:
+            return self._refuse("Drop the files on a class in the list on the left, or show one class first.")
+        return self.import_files(local_files_from_mime(mime), cls)
+
+    def import_files(self, sources: list[str], cls: str) -> bool:
+        """Copy files (folders: the images inside) into ``cls`` on a worker, with progress
+        and Cancel; afterwards a list of what was skipped and why."""
+        if not self._editable():
+            return False
+        if not sources:
+            return self._refuse("Nothing to import: drop image files or folders.")
+        stop = threading.Event()
+
+        def fn(project, state):
+            last = [0.0]
+
+            def progress(done: int, total: int) -> None:
+                now = time.monotonic()
+                if done == total or now - last[0] > 0.04:  # ~25 updates a second at most
+                    last[0] = now
+                    state.report(done, total)
+
+            op = project.import_files(sources, cls, progress=progress, should_stop=stop.is_set)
+            return op, op.moves
+
+        started = self._run_action(fn, busy="Importing…", done=lambda op: self._on_import_done(op, cls, stop),
+                                   on_progress=lambda d, t: self._on_import_progress(d, t, cls))
+        if started:
+            self._import_stop = stop
+            self.import_label.setText(f"Importing into {cls}…")
+            self.import_bar.setRange(0, 0)
+            self.import_cancel.setEnabled(True)
+            self.import_panel.show()
+        return started
+
+    def cancel_import(self) -> None:
+        if self._import_stop is not None:
+            self._import_stop.set()
+            self.import_cancel.setEnabled(False)
+            self.import_label.setText("Stopping after the current file…")
+
+    def _on_import_progress(self, done: int, total: int, cls: str) -> None:
+        if self._shut:
+            return
+        self.import_bar.setRange(0, max(total, 1))
+        self.import_bar.setValue(done)
+        if self.import_cancel.isEnabled():
+            self.import_label.setText(f"Importing into {cls}: {done:,} of {total:,}")
+
+    def _on_import_done(self, op, cls: str, stop: threading.Event) -> str:
+        self._import_stop = None
+        self.import_panel.hide()
+        imported = [r for r in op.results if r.target]
+        skipped = [(r.source, r.error) for r in op.results if r.error]
+        cancelled = stop.is_set()
+        n = len(imported)
+        summary = f"Imported {n:,} image{'s' if n != 1 else ''} into {cls}"
+        if skipped:
+            summary += f"; {len(skipped):,} file{'s' if len(skipped) != 1 else ''} skipped"
+        if cancelled:
+            summary += " (cancelled: the rest was not looked at)"
+        self.last_import = {"imported": n, "skipped": skipped, "cancelled": cancelled, "class": cls}
+        if skipped or cancelled:
+            if self.last_import_report is not None:
+                self.last_import_report.close()
+            self.last_import_report = ImportReport(summary + ".", skipped, self.window())
+            self.last_import_report.destroyed.connect(lambda *a: setattr(self, "last_import_report", None))
+            self.last_import_report.show()
+        self.import_finished.emit(self.last_import)
+        return summary + (" — Undo (Ctrl+Z)" if n else ".")
+
+    def paste(self) -> bool:
+        """The clipboard's image (or copied files) into the class shown, through the project."""
+        cls = self.model.class_filter
+        if not self._editable():
+            return False
+        if cls is None:
+            return self._refuse("Show a class first (click it on the left); the pasted image goes there.")
+        mime = QGuiApplication.clipboard().mimeData()
+        files = local_files_from_mime(mime) if mime is not None else []
+        if files:
+            return self.import_files(files, cls)
+        image = QGuiApplication.clipboard().image()
+        if image.isNull():
+            return self._refuse("The clipboard holds no image.")
+        name = time.strftime("pasted-%Y%m%d-%H%M%S.png")
+
+        def fn(project, state):
+            tmp = tempfile.mkdtemp(prefix="ponyclassifier-paste-")
+            try:
+                path = os.path.join(tmp, name)
+                if not image.save(path, "PNG"):
+                    raise OSError("could not write the pasted image to a temporary file")
+                op = project.import_files([path], cls)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if op.results and op.results[0].error:
+                raise OSError(op.results[0].error)
+            return op, op.moves
+
+        def done(op):
+            target = op.results[0].target if op.results else None
+            if target:
+                self.select_paths([target])
+            return f"Pasted into {cls} as {os.path.basename(target or name)} — Undo (Ctrl+Z)"
+
+        return self._run_action(fn, busy="Pasting…", done=done)
+
+    # -- classes
+    def create_class(self, name: str) -> bool:
+        def fn(project, state):
+            project.create_class(name)
+            return None, []
+
+        return self._run_action(fn, busy="Creating class…", select=name, done=lambda op: f"Created class {name}.")
+
+    def rename_class(self, old: str, new: str) -> bool:
+        def fn(project, state):
+            op = project.rename_class(old, new)
+            return op, op.moves
+
+        follow = new if self.model.class_filter == old else "keep"
+        return self._run_action(fn, busy="Renaming…", select=follow,
+                                done=lambda op: f"Renamed {old} to {new} — Undo (Ctrl+Z)")
+
+    def merge_classes(self, sources: list[str], into: str) -> bool:
+        def fn(project, state):
+            op = project.merge_classes(sources, into)
+            return op, op.moves
+
+        follow = into if self.model.class_filter in sources else "keep"
+        return self._run_action(fn, busy="Merging…", select=follow,
+                                done=lambda op: f"Merged {', '.join(s for s in sources if s != into)} into "
+                                                f"{into} — Undo (Ctrl+Z)")
+
+    def delete_class(self, name: str) -> bool:
+        n = self.counts.get(name, 0)
+
+        def fn(project, state):
+            op = project.delete_class(name)
+            return op, op.moves
+
+        follow = None if self.model.class_filter == name else "keep"
+        return self._run_action(fn, busy="Deleting class…", select=follow,
+                                done=lambda op: f"Moved class {name} ({n:,} images) to the trash — Undo (Ctrl+Z)")
+
+    def _ask_class_name(self, title: str, label: str, text: str = "") -> str | None:
+        while True:
+            name, ok = QInputDialog.getText(self, title, label, text=text)
+            if not ok:
+                return None
+            problem = valid_class_name(name)
+            if problem is None and name in self.classes and name != text:
+                problem = f"there is already a class {name!r}"
+            if problem is None:
+                return name
+            QMessageBox.warning(self, title, f"Cannot use that name: {problem}.")
+            text = name
+
+    def new_class_dialog(self) -> None:
+        name = self._ask_class_name("New class", "Name of the new class (a folder of that name is made):")
+        if name:
+            self.create_class(name)
+
+    def rename_class_dialog(self) -> None:
+        old = self._current_class()
+        if old is None:
+            return
+        new = self._ask_class_name("Rename class", f"New name for {old}:", old)
+        if new and new != old:
+            self.rename_class(old, new)
+
+    def merge_classes_dialog(self) -> None:
+        sources = self.selected_classes()
+        if len(sources) < 2:
+            QMessageBox.information(self, "Merge classes", "Select two or more classes in the list "
+                                    "(Ctrl+click), then merge them.")
+            return
+        into, ok = QInputDialog.getItem(self, "Merge classes", f"Merge {', '.join(sources)} into:", sources, 0,
+                                        False)
+        if not ok:
+            return
+        n = sum(self.counts.get(s, 0) for s in sources if s != into)
+        if QMessageBox.question(self, "Merge classes", f"Move {n:,} images into {into} and remove the other "
+                                "class folders? You can undo this.") == QMessageBox.StandardButton.Yes:
+            self.merge_classes(sources, into)
+
+    def delete_class_dialog(self) -> None:
+        name = self._current_class()
+        if name is None:
+            return
+        n = self.counts.get(name, 0)
+        if QMessageBox.question(self, "Delete class", f"Move the class {name} and its {n:,} images to the "
+                                "project's trash? You can undo this.") == QMessageBox.StandardButton.Yes:
+            self.delete_class(name)
 
     # ------------------------------------------------------------------ preview
     def _on_view_current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
@@ -611,6 +1762,8 @@ class QtDatasetBrowser(QWidget):
             self._preview_path = None
             return
         path = current.data(PathRole)
+        if path == self._preview_path:
+            return
         self._preview_path = path
         self.preview.show_loading(path, current.data(ClassRole))
         self.loader.request_preview(path, 1024)

@@ -5,7 +5,8 @@ Two kinds of work leave the GUI thread:
 * :func:`run_job` -- "function in, result on the main thread out" (Anki/Orange3
   style). The function gets a :class:`JobState` to report progress, hand over
   partial results and check for cancellation. Used for listing a project folder and
-  generating the demo project.
+  generating the demo project, opening a project store, and every labelling action
+  on a project (import, move, delete, class changes, undo), one at a time.
 * :class:`ThumbnailLoader` -- small decode jobs for the thumbnail grid and the preview
   pane, on the global ``QThreadPool``. The worker produces a ``QImage`` (safe off the
   GUI thread); the GUI thread turns it into a ``QPixmap`` when the signal arrives.
@@ -62,6 +63,11 @@ class JobState:
         self.check()
         self._signals._raw_progressed.emit(int(done), int(total))
 
+    def report(self, done: int, total: int) -> None:
+        """Progress without the cancel check, for work that must end its own way when asked
+        to stop (an import stops between files and still commits what it copied)."""
+        self._signals._raw_progressed.emit(int(done), int(total))
+
     def partial(self, value: Any) -> None:
         """Hand a chunk of the result to the GUI thread (plain Python values only)."""
         self.check()
@@ -115,6 +121,12 @@ class Job(QRunnable):
         return self.state.cancelled
 
     def run(self) -> None:  # worker thread
+        try:
+            self._run()
+        except RuntimeError:  # the app quit while this ran: its signals are gone, nobody listens
+            pass
+
+    def _run(self) -> None:
         try:
             result = self._fn(self.state)
         except Cancelled:
@@ -317,33 +329,25 @@ class ThumbnailLoader(QObject):
 
 
 def list_project(root: str, state: JobState, chunk: int = 1000) -> dict:
-    """Worker: list a class-folder project, handing rows to the GUI in chunks.
-
-    Follows the same rules as :func:`ponyclassifier.core.dataset.list_class_folders` and
-    the dataset scanner (class folders not starting with ``.``/``_``; files below them
-    that :func:`is_candidate_file` accepts, sorted), without importing torch, which
-    would stall the app for seconds. Partial results are ``[(path, class_name), ...]``.
-    """
-    from ..core.images import is_candidate_file
+    """Worker: list a class-folder project (the core's layout rules, torch-free), handing
+    rows to the GUI in chunks. Partial results are ``[(path, class_name), ...]``."""
+    from ..core.folders import iter_class_files, list_class_folders
 
     rootp = Path(root)
     if not rootp.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
-    classes = sorted(p.name for p in rootp.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    classes = list_class_folders(rootp)
     state.partial(("classes", classes))
     batch: list[tuple[str, str]] = []
     total = 0
     for name in classes:
-        for dirpath, dirnames, filenames in os.walk(rootp / name, followlinks=False):
-            state.check()
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for f in sorted(filenames):
-                if is_candidate_file(f):
-                    batch.append((os.path.join(dirpath, f), name))
-                    if len(batch) >= chunk:
-                        total += len(batch)
-                        state.partial(("rows", batch))
-                        batch = []
+        for path in iter_class_files(rootp / name):
+            batch.append((str(path), name))
+            if len(batch) >= chunk:
+                state.check()
+                total += len(batch)
+                state.partial(("rows", batch))
+                batch = []
     if batch:
         total += len(batch)
         state.partial(("rows", batch))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from ponyclassifier.gui.qt_dataset_browser import BrokenRole, ClassRole, QtDatasetBrowser
+from ponyclassifier.gui.qt_dataset_browser import COL_COUNT, COL_NAME, BrokenRole, ClassRole, QtDatasetBrowser
 from tests.conftest import make_shapes_dataset
 
 DECO = Qt.ItemDataRole.DecorationRole
@@ -38,14 +38,14 @@ def test_class_list_counts_match_disk_and_warn(qtbot, tmp_path, gui_env):
 
     disk = _counts_on_disk(root)
     assert b.counts == disk
-    assert b.class_item(None).text(1) == str(sum(disk.values()))
+    assert b.class_item(None).text(COL_COUNT) == str(sum(disk.values()))
     for name, n in disk.items():
-        assert b.class_item(name).text(1) == str(n)
+        assert b.class_item(name).text(COL_COUNT) == str(n)
     # triangle: too few images and 4x smaller than the others
     tri = b.class_item("triangle")
-    assert not tri.icon(0).isNull()
-    assert "only 3 images" in tri.toolTip(0) and "fewer images than" in tri.toolTip(0)
-    assert b.class_item("circle").icon(0).isNull()
+    assert not tri.icon(COL_NAME).isNull()
+    assert "only 3 images" in tri.toolTip(COL_NAME) and "fewer images than" in tri.toolTip(COL_NAME)
+    assert b.class_item("circle").icon(COL_NAME).isNull()
 
 
 def test_thumbnails_arrive_lazily_and_are_cached_on_disk(qtbot, tmp_path, gui_env):

@@ -64,7 +64,7 @@ def test_new_project_creates_class_folders(qtbot, tmp_path, monkeypatch):
     assert warned and "cannot contain" in warned[-1]
     with qtbot.waitSignal(w.browser.listing_finished, timeout=10000):
         assert w.create_project(str(target), ["cat", "dog"])
-    assert sorted(p.name for p in target.iterdir()) == ["cat", "dog"]
+    assert sorted(p.name for p in target.iterdir() if not p.name.startswith(".")) == ["cat", "dog"]
     assert w.browser.classes == ["cat", "dog"]
     assert "No images yet" in w.browser.empty_label.text()
 

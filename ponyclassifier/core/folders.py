@@ -1,0 +1,39 @@
+"""The class-folder layout rules, in one place and torch-free (the GUI lists big folders
+with them without paying for importing torch).
+
+A dataset is a folder with one subfolder per class; folders starting with "." or "_" are
+not classes (our store lives in ``.ponyclassifier``); image candidates anywhere below a
+class folder count, in sorted order, hidden folders skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+from .images import is_candidate_file
+
+
+class NotAFolderError(Exception):
+    pass
+
+
+def list_class_folders(root: str | os.PathLike) -> list[str]:
+    root = Path(root)
+    if not root.is_dir():
+        raise NotAFolderError(f"{root}: not a folder")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def iter_class_files(folder: str | os.PathLike) -> Iterator[Path]:
+    """Image candidates below a class folder, sorted, directory by directory."""
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in sorted(filenames):
+            if is_candidate_file(f):
+                yield Path(dirpath) / f
+
+
+def class_files(folder: str | os.PathLike) -> list[Path]:
+    return list(iter_class_files(folder))
