@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.pony)")
     t.add_argument("--recipe", choices=["scratch", "transfer", "finetune"], default="scratch")
     t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int, default=32)
+    t.add_argument("--batch-size", type=_positive_int, help="default: 64 for images up to 64 px, else 32")
     t.add_argument("--image-size", type=_positive_int, metavar="PX")
     t.add_argument("--lr", type=_positive_float)
     t.add_argument("--val-split", type=_fraction, default=0.2, metavar="F")

@@ -54,7 +54,7 @@ class TrainingError(Exception):
 class TrainConfig:
     recipe: str = "scratch"
     epochs: int | None = None
-    batch_size: int = 32
+    batch_size: int | None = None  # None: 64 for images up to 64 px, else 32
     lr: float | None = None
     optimizer: str = "adamw"  # adamw | adam | rmsprop | sgd
     image_size: int | None = None  # None: per recipe (scratch adapts to the images, up to 150)
@@ -85,7 +85,7 @@ class TrainConfig:
         c.image_size = d["image_size"] if c.image_size is None else c.image_size
         if c.epochs < 1:
             raise TrainingError("epochs must be at least 1")
-        if c.batch_size < 1:
+        if c.batch_size is not None and c.batch_size < 1:
             raise TrainingError("batch size must be at least 1")
         if c.image_size is not None and not 16 <= c.image_size <= 1024:
             raise TrainingError("image size must be between 16 and 1024 pixels")
@@ -245,8 +245,11 @@ class Trainer:
         else:
             phases = [("head" if cfg.recipe == "transfer" else "train", cfg.epochs, None, cfg.lr)]
 
+        # small images: bigger batches keep the CPU busy instead of the Python loop
+        batch_size = cfg.batch_size or (64 if size <= 64 else 32)
+
         def source(idx, shuffle):
-            return BatchSource(report, idx, cfg.batch_size, image_size=size, channels=channels, device=device,
+            return BatchSource(report, idx, batch_size, image_size=size, channels=channels, device=device,
                                shuffle=shuffle, seed=cfg.seed, max_bad_fraction=cfg.max_bad_fraction,
                                workers=cfg.workers)
 
@@ -254,7 +257,6 @@ class Trainer:
         amp = _Amp(device, cfg.mixed_precision)
         best = {"score": None, "state": None, "epoch": None}
         epoch = 0
-        batch_size = cfg.batch_size
         cb.on_train_begin({"epochs": total_epochs, "train_images": len(train_idx), "val_images": len(val_idx),
                            "device": device_description(device), "recipe": cfg.recipe})
         for phase, n_epochs, point, lr in phases:
@@ -274,7 +276,7 @@ class Trainer:
         val_report = self._evaluate_source(net, val_src, classes, device, amp) if len(val_idx) else None
         test_report = None
         if test_report_scan is not None and not (self.should_stop and best["state"] is None and epoch == 0):
-            test_src = BatchSource(test_report_scan, np.arange(len(test_report_scan.samples)), cfg.batch_size,
+            test_src = BatchSource(test_report_scan, np.arange(len(test_report_scan.samples)), batch_size,
                                    image_size=size, channels=channels, device=device, shuffle=False)
             test_report = self._evaluate_source(net, test_src, classes, device, amp)
             skipped += list(test_report_scan.skipped) + [SkippedFile(p, r) for p, r in test_src.failures.items()]
