@@ -22,7 +22,7 @@ def to_uint8_tensor(image: Image.Image, size: int, channels: int = 3) -> torch.T
     if image.size != (size, size):
         image = image.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
     if channels == 1:
-        arr = np.asarray(image.convert("L"))[None]
+        arr = np.array(image.convert("L"))[None]  # a writable copy: torch warns on read-only arrays
     else:
         arr = np.asarray(image).transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr))
