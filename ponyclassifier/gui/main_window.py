@@ -3,10 +3,16 @@ toolbar, status bar, projects (open, new, recent, demo) and remembered window st
 
 Opening a project lists its folder in the browser at once and, beside it on a worker,
 opens the project store (:func:`.projects.open_project_job`); a damaged store is
-reported in a dialog and the project is not opened (RELIABILITY.md case 18)."""
+reported in a dialog and the project is not opened (RELIABILITY.md case 18).
+
+The Dataset menu and toolbar reach the browser's tools (capture from a camera, find
+duplicates / similar images, the augmentation preview). The augmentation strengths set in
+the Dataset place are remembered under :data:`AUGMENT_SETTINGS_KEY` (a JSON object, the
+``AugmentConfig.to_dict()``) so the Train place trains with what the user previewed."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -33,6 +39,23 @@ from . import projects, workers
 from .qt_dataset_browser import QtDatasetBrowser
 
 PLACES = ("Dataset", "Train", "Explain", "Predict")
+AUGMENT_SETTINGS_KEY = "augment/config"  # JSON of AugmentConfig.to_dict(); the Train place reads it too
+
+
+def load_augment_config(settings: QSettings | None = None) -> dict | None:
+    """The remembered augmentation strengths, or None (never saved, or unreadable)."""
+    raw = (settings or QSettings()).value(AUGMENT_SETTINGS_KEY)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def save_augment_config(config: dict, settings: QSettings | None = None) -> None:
+    (settings or QSettings()).setValue(AUGMENT_SETTINGS_KEY, json.dumps(config, sort_keys=True))
 
 
 def _placeholder_page(title: str, coming: str, today: str, command: str) -> QWidget:
@@ -81,6 +104,8 @@ class MainWindow(QMainWindow):
         self.browser.listing_failed.connect(self._on_browser_listing_failed)
         self.browser.counts_changed.connect(self._on_browser_counts_changed)
         self.browser.status_message.connect(self._on_browser_status_message)
+        self.browser.set_augment_config(load_augment_config())
+        self.browser.augment_config_changed.connect(self._on_browser_augment_config_changed)
 
         self.stack = QStackedWidget()
         self.stack.addWidget(self.browser)
@@ -196,6 +221,8 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_quit)
         e = mb.addMenu("&Edit")
         self.browser.fill_edit_menu(e)
+        self.dataset_menu = d = mb.addMenu("&Dataset")
+        self.browser.fill_dataset_menu(d)
         v = mb.addMenu("&View")
         for a in self.place_actions:
             v.addAction(a)
@@ -212,6 +239,9 @@ class MainWindow(QMainWindow):
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for a in (self.act_open, self.act_new, self.act_demo, self.act_reload):
             tb.addAction(a)
+        tb.addSeparator()
+        tb.addAction(self.browser.act_capture)
+        self.browser.act_capture.setIconText("Capture")
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
 
     def _fill_recent_menu(self) -> None:
@@ -427,6 +457,9 @@ class MainWindow(QMainWindow):
 
     def _on_browser_status_message(self, text: str, ms: int) -> None:
         self.statusBar().showMessage(text, ms)
+
+    def _on_browser_augment_config_changed(self, config: dict) -> None:
+        save_augment_config(config)
 
     def _on_browser_listing_failed(self, message: str) -> None:
         self.count_label.setText("")

@@ -86,7 +86,8 @@ def _augment_job(path: str, size: int, cfg_dict: dict, count: int, seed: int, ca
 
 class QtAugmentPreview(QWidget):
     """``config`` (an AugmentConfig or None for the defaults), ``count`` variants of
-    ``image_size`` pixels (the training size), ``columns`` per row.
+    ``image_size`` pixels (the training size), ``columns`` per row. ``stacked``: the
+    controls above the variants (for a narrow side pane) instead of beside them.
 
     Call :meth:`set_image` with the selected file. ``config_changed`` carries the new
     strengths as a dict (``AugmentConfig.to_dict()``), so the host can store them or hand
@@ -100,7 +101,7 @@ class QtAugmentPreview(QWidget):
     DEBOUNCE_MS = 120
 
     def __init__(self, config=None, *, count: int = 12, image_size: int = 160, columns: int = 4,
-                 tile: int = 150, parent: QWidget | None = None):
+                 tile: int = 150, stacked: bool = False, parent: QWidget | None = None):
         super().__init__(parent)
         from ..core.augment import AugmentConfig
 
@@ -117,9 +118,12 @@ class QtAugmentPreview(QWidget):
 
         # controls
         self.spins: dict[str, QDoubleSpinBox] = {}
-        form = QFormLayout()
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        for s in STRENGTHS:
+        forms = [QFormLayout() for _ in range(2 if stacked else 1)]
+        for f in forms:
+            f.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        half = (len(STRENGTHS) + 3) // 2  # stacked: strengths, flip and count in two columns
+        for i, s in enumerate(STRENGTHS):
+            form = forms[min(i // half, len(forms) - 1)]
             spin = QDoubleSpinBox()
             spin.setRange(0, s.maximum)
             spin.setSingleStep(s.step)
@@ -136,6 +140,7 @@ class QtAugmentPreview(QWidget):
         self.flip.setChecked(bool(cfg.horizontal_flip))
         self.flip.setToolTip("Flip half of the images horizontally. Off for text, digits and anything with a handedness.")
         self.flip.toggled.connect(self._on_control_changed)
+        form = forms[-1]
         form.addRow("Flip", self.flip)
         self.count_spin = QSpinBox()
         self.count_spin.setRange(1, 48)
@@ -163,14 +168,25 @@ class QtAugmentPreview(QWidget):
         hint.setWordWrap(True)
         hint.setEnabled(False)
         side = QVBoxLayout()
-        side.addWidget(heading)
-        side.addLayout(form)
+        if stacked:  # in a tab, whose title says it
+            heading.hide()
+            top = QHBoxLayout()
+            for f in forms:
+                top.addLayout(f)
+            top.addStretch(1)
+            side.addLayout(top)
+            buttons.addStretch(1)
+        else:
+            side.addWidget(heading)
+            side.addLayout(forms[0])
         side.addLayout(buttons)
         side.addWidget(hint)
-        side.addStretch(1)
+        if not stacked:
+            side.addStretch(1)
         side_w = QWidget()
         side_w.setLayout(side)
-        side_w.setMaximumWidth(320)
+        if not stacked:
+            side_w.setMaximumWidth(320)
 
         # the grid
         self.title = QLabel("Select an image to see its augmented variants.")
@@ -189,7 +205,7 @@ class QtAugmentPreview(QWidget):
         right.addWidget(self.status)
         right.addStretch(1)
 
-        lay = QHBoxLayout(self)
+        lay = QVBoxLayout(self) if stacked else QHBoxLayout(self)
         lay.addWidget(side_w)
         lay.addLayout(right, 1)
         self._make_tiles()

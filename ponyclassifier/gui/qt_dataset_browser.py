@@ -1,5 +1,7 @@
-"""The Dataset place: a project's classes, a lazy thumbnail grid, a preview pane, and
-labelling (import by drag and drop or paste, move, delete to trash, class changes, undo).
+"""The Dataset place: a project's classes, a lazy thumbnail grid, a side pane with the
+Preview, Augmentation (:class:`.qt_augment_preview.QtAugmentPreview`) and Similar
+(:class:`.qt_similar.QtSimilarPanel`) tabs, labelling (import by drag and drop, paste or
+camera capture, move, delete to trash, class changes, undo) and duplicate finding.
 
 Owns :class:`ThumbnailModel` (rows are file paths; a thumbnail is requested only when
 the view asks for a row's decoration, i.e. when the row is on screen) and
@@ -8,7 +10,10 @@ Listing, decoding and every change to a project (``ponyclassifier.core.project.P
 happen in :mod:`ponyclassifier.gui.workers`, one change at a time; after each the worker
 hands back the store's rows and the model applies only the difference, so scroll
 position, selection and thumbnails survive. This module only touches widgets, on the
-GUI thread.
+GUI thread. The Augmentation and Similar panels (torch on their workers) and the capture
+dialog (QtMultimedia) are built the first time they are wanted, so opening the app and
+a project stays quick; deletes asked for by the Similar panel and pictures taken by the
+capture dialog go through the same project path as every other change, so Undo works.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QStyle,
+    QTabWidget,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -385,6 +391,10 @@ class ThumbnailModel(QAbstractListModel):
     def paths(self) -> list[str]:
         return list(self._rows)
 
+    def all_paths(self) -> list[str]:
+        """Every image of the project, whatever the filters show."""
+        return sorted(self._entries)
+
     def rows(self) -> list[tuple]:
         return [(p, *e) for p, e in self._entries.items()]
 
@@ -465,11 +475,11 @@ class QtPreviewPane(QFrame):
             title = QLabel(label)
             title.setEnabled(False)
             form.addRow(title, value)
-        heading = QLabel("Preview")
-        heading.setObjectName("paneHeading")
+        self.heading = QLabel("Preview")
+        self.heading.setObjectName("paneHeading")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(10, 8, 10, 10)
-        lay.addWidget(heading)
+        lay.addWidget(self.heading)
         lay.addWidget(self.image_label, 1)
         lay.addWidget(self.reason_label)
         lay.addLayout(form)
@@ -530,6 +540,23 @@ class QtPreviewPane(QFrame):
         if cap != pm.size():
             pm = pm.scaled(cap, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
         self.image_label.setPixmap(pm)
+
+
+def _camera_icon(palette: QPalette, size: int = 32) -> QIcon:
+    """A small camera drawn in the palette's text colour (no icon theme is needed)."""
+    pm = QPixmap(size, size)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    colour = palette.color(QPalette.ColorRole.WindowText)
+    p.setPen(QPen(colour, size / 14))
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    u = size / 32
+    p.drawRoundedRect(QRect(round(3 * u), round(9 * u), round(26 * u), round(18 * u)), 3 * u, 3 * u)
+    p.drawRect(QRect(round(11 * u), round(5 * u), round(10 * u), round(4 * u)))
+    p.drawEllipse(QRect(round(10 * u), round(12 * u), round(12 * u), round(12 * u)))
+    p.end()
+    return QIcon(pm)
 
 
 class _ClassTree(QTreeWidget):
@@ -745,6 +772,11 @@ class QtDatasetBrowser(QWidget):
     action_finished = Signal(str)  # what was done, e.g. "Move to square"
     action_failed = Signal(str)
     import_finished = Signal(object)  # {"imported": n, "skipped": [(source, reason)], "cancelled": bool}
+    augment_config_changed = Signal(dict)  # AugmentConfig.to_dict() of the Augmentation tab
+    capture_opened = Signal(object)  # the QtCaptureDialog just shown
+    side_tab_changed = Signal(str)  # "preview", "augment" or "similar"
+
+    SIDE_TABS = ("preview", "augment", "similar")
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, parent=None):
         super().__init__(parent)
@@ -764,6 +796,14 @@ class QtDatasetBrowser(QWidget):
         self._generation = 0  # results of a superseded listing are dropped
         self._pending_filter: str | None = None
         self._warn_icon: QIcon | None = None
+        self._cache_dir = cache_dir
+        self.augment = None  # QtAugmentPreview, built when its tab is first shown
+        self.similar = None  # QtSimilarPanel, likewise
+        self._augment_config: dict | None = None
+        self.capture_dialog = None  # the open QtCaptureDialog
+        self._refresh_pending: list[str] | None = None  # a store re-read asked for while busy
+        self._side_widths: dict[int, int] = {}  # side pane width per tab, as the user left it
+        self._side_index = 0
 
         self.loader = workers.ThumbnailLoader(THUMB_SIZE, cache_dir, parent=self)
         self.loader.preview_ready.connect(self._on_loader_preview_ready)
@@ -861,17 +901,33 @@ class QtDatasetBrowser(QWidget):
         title_row.addSpacing(10)
         title_row.addWidget(self.status_buttons[0])
         cl.addLayout(title_row)
+        self._title_row = title_row
         cl.addWidget(self.grid_stack, 1)
         cl.addWidget(self._make_import_panel())
 
-        # right: preview
+        # right: preview, augmentation and similar images of the selection, as tabs
         self.preview = QtPreviewPane()
+        self.preview.heading.hide()  # the tab says it
+        self.side_tabs = QTabWidget()
+        self.side_tabs.setObjectName("sideTabs")
+        self.side_tabs.setDocumentMode(True)
+        self.side_tabs.addTab(self.preview, "Preview")
+        self._augment_page = self._lazy_page()
+        self._similar_page = self._lazy_page()
+        self.side_tabs.addTab(self._augment_page, "Augmentation")
+        self.side_tabs.addTab(self._similar_page, "Similar")
+        self.side_tabs.setTabToolTip(0, "The selected image, large, and what we know about the file")
+        self.side_tabs.setTabToolTip(1, "The selected image as training may see it: random variants within the "
+                                        "augmentation strengths set here")
+        self.side_tabs.setTabToolTip(2, "Duplicates and look-alikes in the project, and the images most like "
+                                        "the selected one")
+        self.side_tabs.currentChanged.connect(self._on_side_tabs_current_changed)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("datasetSplitter")
         self.splitter.addWidget(left)
         self.splitter.addWidget(centre)
-        self.splitter.addWidget(self.preview)
+        self.splitter.addWidget(self.side_tabs)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
@@ -901,6 +957,13 @@ class QtDatasetBrowser(QWidget):
         self._update_actions()
 
     # ------------------------------------------------------------------ building
+    @staticmethod
+    def _lazy_page() -> QWidget:
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(0, 0, 0, 0)
+        return page
+
     def _segmented(self, choices, on_pick, tip: str) -> tuple[QWidget, dict]:
         box = QWidget()
         lay = QHBoxLayout(box)
@@ -966,14 +1029,33 @@ class QtDatasetBrowser(QWidget):
                                      tip="Move every image of the selected classes into one of them")
         self.act_delete_class = act("Delete C&lass…", self.delete_class_dialog,
                                     tip="Move the selected class and its images to the project's trash")
+        self.act_capture = act("&Capture from Camera…", self.open_capture, QKeySequence("Ctrl+Shift+C"),
+                               "Take pictures with a webcam (or a video file) straight into a class")
+        self.act_capture.setIcon(_camera_icon(self.palette()))
+        self.act_find_duplicates = act("Find &Duplicates…", self.find_duplicates, QKeySequence("Ctrl+Shift+D"),
+                                       "Look for identical and nearly identical images in the project")
+        self.act_find_similar = act("Find &Similar", self.find_similar_to, QKeySequence("Ctrl+Shift+F"),
+                                    "Show the images of the project most like the selected one", local=True)
+        self.act_show_augment = act("&Augmentation Preview", lambda: self.show_side_tab("augment"),
+                                    QKeySequence("Ctrl+Shift+A"),
+                                    "See the selected image as training may see it, and set the augmentation")
         self.move_menu = QMenu("&Move to")
         self.move_menu.aboutToShow.connect(self._fill_move_menu)
+        self.dataset_actions = [self.act_capture, None, self.act_find_duplicates, self.act_find_similar, None,
+                                self.act_show_augment]
         self.edit_actions = [self.act_undo, self.act_redo, None, self.act_paste, self.move_menu, self.act_delete,
                              None, self.act_new_class, self.act_rename_class, self.act_merge_classes,
                              self.act_delete_class]
 
     def fill_edit_menu(self, menu: QMenu) -> None:
-        for a in self.edit_actions:
+        self._fill_menu(menu, self.edit_actions)
+
+    def fill_dataset_menu(self, menu: QMenu) -> None:
+        self._fill_menu(menu, self.dataset_actions)
+
+    @staticmethod
+    def _fill_menu(menu: QMenu, actions) -> None:
+        for a in actions:
             if a is None:
                 menu.addSeparator()
             elif isinstance(a, QMenu):
@@ -1002,6 +1084,7 @@ class QtDatasetBrowser(QWidget):
         self.model.clear()
         self.preview.show_nothing()
         self._preview_path = None
+        self._reset_tools()
         self.class_tree.clear()
         self.listing = True
         self.grid_stack.setCurrentWidget(self.view)
@@ -1039,7 +1122,9 @@ class QtDatasetBrowser(QWidget):
 
     def detach_project(self) -> None:
         """Labelling off; the project is closed now, or by the action still running on it."""
+        self.close_capture()  # it writes to this project
         project, self.project = self.project, None
+        self._refresh_pending = None
         if self._import_stop is not None:
             self._import_stop.set()
         if project is not None and self._action is None:
@@ -1087,6 +1172,10 @@ class QtDatasetBrowser(QWidget):
         self.detach_project()
         self._shut = True
         self.loader.close()
+        if self.augment is not None:
+            self.augment.shutdown()
+        if self.similar is not None:
+            self.similar.shutdown()
         if self.last_import_report is not None:
             self.last_import_report.close()
 
@@ -1305,11 +1394,22 @@ class QtDatasetBrowser(QWidget):
         it = self.class_tree.itemAt(pos)
         if it is not None and not it.isSelected():
             self.class_tree.setCurrentItem(it)
-        menu = QMenu(self)
-        for a in (self.act_new_class, self.act_rename_class, self.act_merge_classes, self.act_delete_class):
-            menu.addAction(a)
+        menu = self.class_tree_menu()
         menu.exec(self.class_tree.viewport().mapToGlobal(pos))
         menu.deleteLater()
+
+    def class_tree_menu(self) -> QMenu:
+        """The class list's context menu, for the current class."""
+        menu = QMenu(self)
+        cls = self._current_class()
+        if cls is not None:
+            cap = menu.addAction(_camera_icon(self.palette(), 16), f"Capture into {cls}…")
+            cap.setEnabled(self.act_capture.isEnabled())
+            cap.triggered.connect(lambda checked=False, c=cls: self.open_capture(c))
+            menu.addSeparator()
+        for a in (self.act_new_class, self.act_rename_class, self.act_merge_classes, self.act_delete_class):
+            menu.addAction(a)
+        return menu
 
     # ------------------------------------------------------------------ filters
     def set_split_filter(self, split: str | None) -> None:
@@ -1407,19 +1507,30 @@ class QtDatasetBrowser(QWidget):
         self.act_rename_class.setEnabled(edit and cls is not None)
         self.act_merge_classes.setEnabled(edit and len(self.selected_classes()) >= 2)
         self.act_delete_class.setEnabled(edit and cls is not None)
+        self.act_capture.setEnabled(edit and self.capture_dialog is None)
+        has_images = self.root is not None and self.model.file_count() > 0
+        self.act_find_duplicates.setEnabled(has_images and not self.listing)
+        self.act_find_similar.setEnabled(has_images and not self.listing and self.view.currentIndex().isValid())
 
     def _on_view_context_menu(self, pos) -> None:
         idx = self.view.indexAt(pos)
         if idx.isValid() and not self.view.selectionModel().isSelected(idx):
             self.view.setCurrentIndex(idx)
         self._update_actions()
+        menu = self.grid_menu()
+        menu.exec(self.view.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    def grid_menu(self) -> QMenu:
+        """The grid's context menu, for the selected images."""
         menu = QMenu(self)
         menu.addMenu(self.move_menu)
         menu.addAction(self.act_delete)
         menu.addSeparator()
+        menu.addAction(self.act_find_similar)
+        menu.addSeparator()
         menu.addAction(self.act_paste)
-        menu.exec(self.view.viewport().mapToGlobal(pos))
-        menu.deleteLater()
+        return menu
 
     # ------------------------------------------------------------------ labelling
     def _refuse(self, why: str) -> bool:
@@ -1470,10 +1581,12 @@ class QtDatasetBrowser(QWidget):
         if select == "keep":
             self._restore_view(before, renames)
         self._after_change()
+        self._forget_gone_in_similar()
         message = done(op) if done is not None else None
         if message:
             self.status_message.emit(message, 10000)
         self.action_finished.emit(op.label if op is not None else "")
+        self._run_pending_refresh()
 
     def _on_action_failed(self, project, message: str) -> None:
         self._action = None
@@ -1486,6 +1599,7 @@ class QtDatasetBrowser(QWidget):
         self._update_titles()
         self._update_actions()
         self.action_failed.emit(message)
+        self._run_pending_refresh()
 
     def _after_change(self) -> None:
         self._refresh_counts()
@@ -1519,6 +1633,16 @@ class QtDatasetBrowser(QWidget):
         paths = self.selected_paths()
         if not paths:
             return self._refuse("Select images to delete first.")
+        return self.delete_paths(paths)
+
+    def delete_paths(self, paths: list[str]) -> bool:
+        """Move ``paths`` to the project's trash (one undoable step), from the grid or from
+        another panel (the Similar tab's Delete buttons)."""
+        if not self._editable():
+            return False
+        paths = sorted({p for p in paths if self.model.entry(p) is not None})
+        if not paths:
+            return self._refuse("Those images are not in the project any more (moved or deleted).")
         n = len(paths)
 
         def fn(project, state):
@@ -1760,6 +1884,8 @@ class QtDatasetBrowser(QWidget):
         if not current.isValid():
             self.preview.show_nothing()
             self._preview_path = None
+            if self.augment is not None:
+                self.augment.set_image(None)
             return
         path = current.data(PathRole)
         if path == self._preview_path:
@@ -1767,6 +1893,8 @@ class QtDatasetBrowser(QWidget):
         self._preview_path = path
         self.preview.show_loading(path, current.data(ClassRole))
         self.loader.request_preview(path, 1024)
+        if self.augment is not None and self.side_tabs.currentWidget() is self._augment_page:
+            self.augment.set_image(path)
 
     @Slot(str, QImage, object)
     def _on_loader_preview_ready(self, path: str, image: QImage, info: dict) -> None:
@@ -1777,6 +1905,223 @@ class QtDatasetBrowser(QWidget):
     def _on_loader_preview_failed(self, path: str, reason: str) -> None:
         if path == self._preview_path:
             self.preview.show_broken(reason)
+
+    # ------------------------------------------------------------------ side tabs
+    def show_side_tab(self, name: str) -> QWidget:
+        """Show the "preview", "augment" or "similar" tab; its panel (built if need be)."""
+        self.side_tabs.setCurrentIndex(self.SIDE_TABS.index(name))
+        return {"preview": self.preview, "augment": self.augment, "similar": self.similar}[name]
+
+    def side_tab(self) -> str:
+        return self.SIDE_TABS[self.side_tabs.currentIndex()]
+
+    def augment_panel(self):
+        """The Augmentation tab's panel (built on first use: it brings torch in)."""
+        if self.augment is None:
+            from .qt_augment_preview import QtAugmentPreview  # noqa: PLC0415
+
+            self.augment = QtAugmentPreview(count=12, columns=4, tile=92, stacked=True)
+            if self._augment_config:
+                try:
+                    self.augment.set_config(self._augment_config)
+                except (TypeError, ValueError, KeyError):
+                    pass  # remembered by an older version: the defaults it is
+            self.augment.config_changed.connect(self._on_augment_config_changed)
+            self._augment_page.layout().addWidget(self.augment)
+        return self.augment
+
+    def similar_panel(self):
+        """The Similar tab's panel (built on first use)."""
+        if self.similar is None:
+            from .qt_similar import QtSimilarPanel  # noqa: PLC0415
+
+            self.similar = QtSimilarPanel(self._cache_dir, thumb_size=112)
+            self.similar.heading.hide()  # the tab says it
+            self.similar.delete_requested.connect(self._on_similar_delete_requested)
+            self.similar.image_clicked.connect(self._on_similar_image_clicked)
+            self._similar_page.layout().addWidget(self.similar)
+        return self.similar
+
+    def set_augment_config(self, config: dict | None) -> None:
+        """The augmentation strengths to show (remembered ones, from the settings)."""
+        self._augment_config = dict(config) if config else None
+        if self.augment is not None and config:
+            self.augment.set_config(config)
+
+    def augment_config(self) -> dict | None:
+        return self.augment.config_dict() if self.augment is not None else self._augment_config
+
+    def _on_augment_config_changed(self, config: dict) -> None:
+        self._augment_config = dict(config)
+        self.augment_config_changed.emit(dict(config))
+
+    def _on_side_tabs_current_changed(self, index: int) -> None:
+        page = self.side_tabs.widget(index)
+        if page is self._augment_page:
+            panel = self.augment_panel()
+            if panel.path != self._preview_path:
+                panel.set_image(self._preview_path)
+        elif page is self._similar_page:
+            self.similar_panel()
+        self._fit_side_pane(index)
+        self.side_tab_changed.emit(self.SIDE_TABS[index])
+
+    def _fit_side_pane(self, index: int) -> None:
+        """Give the side pane the width this tab had last time, or at least what its panel
+        needs; the grid gives way (down to a column of thumbnails or two)."""
+        sizes = self.splitter.sizes()
+        if len(sizes) != 3 or sum(sizes) <= 0:
+            return
+        self._side_widths[self._side_index] = sizes[2]
+        self._side_index = index
+        want = self._side_widths.get(index)
+        if want is None:
+            panel = {1: self.augment, 2: self.similar}.get(index) or self.side_tabs.widget(index)
+            want = max(sizes[2], panel.sizeHint().width() + 4)
+        # the grid keeps its filter bar whole and two columns of thumbnails
+        need = max(self._title_row.sizeHint().width(), (THUMB_SIZE + 22) * 2 + 30)
+        want = min(want, sizes[2] + max(sizes[1] - need, 0))
+        if want != sizes[2]:
+            self.splitter.setSizes([sizes[0], sizes[1] - (want - sizes[2]), want])
+
+    def _reset_tools(self) -> None:
+        """Another project: the panels forget the old one's images."""
+        if self.augment is not None:
+            self.augment.shutdown()
+            self.augment.set_image(None)
+        if self.similar is not None:
+            self.similar.clear()
+
+    # ------------------------------------------------------------------ similar
+    def find_duplicates(self) -> bool:
+        """Scan every image of the project for exact and near duplicates (Similar tab)."""
+        paths = self.model.all_paths()
+        if not paths:
+            return self._refuse("Open a project with images first.")
+        panel = self.show_side_tab("similar")
+        panel.scan(paths)
+        return True
+
+    def find_similar_to(self, path: str | None = None) -> bool:
+        """Show the images most like ``path`` (default: the current one) in the Similar tab;
+        the first search indexes the project (on a worker)."""
+        if path is None:
+            cur = self.view.currentIndex()
+            path = cur.data(PathRole) if cur.isValid() else None
+        if not path:
+            return self._refuse("Select an image first.")
+        panel = self.show_side_tab("similar")
+        if panel.index is None and not panel.busy:
+            panel.set_paths(self.model.all_paths())
+        panel.find_similar(path)
+        return True
+
+    def reveal_path(self, path: str) -> bool:
+        """Select ``path`` in the grid, showing its class first if the filters hide it."""
+        entry = self.model.entry(path)
+        if entry is None:
+            return self._refuse(f"{os.path.basename(path)} is not in the project any more.")
+        if self.model.row_of(path) is None:
+            cls = entry[0] if entry[0] in self.classes else None
+            self.model.set_filters(cls, None, None)
+            self.class_tree.blockSignals(True)
+            self.class_tree.setCurrentItem(self.class_item(cls))
+            self.class_tree.blockSignals(False)
+            self._after_filter_change()
+        self.select_paths([path])
+        row = self.model.row_of(path)
+        if row is not None:
+            self.view.scrollTo(self.model.index(row), QAbstractItemView.ScrollHint.PositionAtCenter)
+        return True
+
+    def _on_similar_image_clicked(self, path: str) -> None:
+        self.reveal_path(path)
+
+    def _on_similar_delete_requested(self, paths: list) -> None:
+        self.delete_paths(list(paths))
+
+    def _forget_gone_in_similar(self) -> None:
+        """Deleted or moved files leave the Similar tab's pairs and results."""
+        if self.similar is None or not self.similar.paths:
+            return
+        gone = [p for p in self.similar.paths if self.model.entry(p) is None]
+        if gone:
+            self.similar.forget_paths(gone)
+
+    # ------------------------------------------------------------------ capture
+    def open_capture(self, cls: str | None = None, video_file: str | os.PathLike | None = None):
+        """Open the capture dialog on this project, into ``cls`` (default: the class shown).
+        Its pictures go in through the project's journaled import; the grid follows."""
+        if not self._editable():
+            return None
+        if self.capture_dialog is not None:
+            self.capture_dialog.raise_()
+            self.capture_dialog.activateWindow()
+            return self.capture_dialog
+        if self.busy:
+            self._refuse("Still busy with the last change; try again in a moment.")
+            return None
+        try:
+            from .qt_capture import QtCaptureDialog  # noqa: PLC0415 (QtMultimedia: only when wanted)
+        except ImportError as e:
+            QMessageBox.warning(self, "Capture", f"Camera capture needs QtMultimedia (PySide6-Addons):\n{e}")
+            return None
+        if cls is None:
+            cls = self.model.class_filter or (self.classes[0] if self.classes else None)
+        d = QtCaptureDialog(self.project, target_class=cls, video_file=video_file, parent=self.window())
+        # Window-modal: while it writes to the project, no other change can start.
+        d.setWindowModality(Qt.WindowModality.WindowModal)
+        d.resize(960, 640)
+        d.images_captured.connect(self._on_capture_images_captured)
+        d.finished.connect(lambda r, d=d: self._on_capture_finished(d))
+        self.capture_dialog = d
+        self._update_actions()
+        d.open()
+        self.capture_opened.emit(d)
+        return d
+
+    def close_capture(self) -> None:
+        if self.capture_dialog is not None:
+            self.capture_dialog.reject()  # stops the camera / player; finished() tidies up
+
+    def _on_capture_finished(self, d) -> None:
+        if d is self.capture_dialog:
+            self.capture_dialog = None
+        d.deleteLater()
+        self._update_actions()
+
+    def _on_capture_images_captured(self, cls: str, paths: list) -> None:
+        self.refresh_from_store(list(paths), cls)
+
+    def refresh_from_store(self, select: list[str] | None = None, cls: str | None = None) -> bool:
+        """Re-read the project's store on a worker and show what changed (another widget,
+        e.g. the capture dialog, changed the project); ``select`` those paths afterwards,
+        showing class ``cls`` if the grid shows another one."""
+        if self.project is None:
+            return False
+        if self._action is not None:  # one change at a time: after the running one
+            self._refresh_pending = (self._refresh_pending or []) + list(select or [])
+            return True
+        follow = cls if cls is not None and self.model.class_filter not in (None, cls) else "keep"
+
+        def fn(project, state):
+            return None, []
+
+        def done(op):
+            if select:
+                self.select_paths([p for p in select if self.model.row_of(p) is not None])
+                row = self.model.row_of(select[-1])
+                if row is not None:
+                    self.view.scrollTo(self.model.index(row))
+            n = len(select or [])
+            return f"Added {n:,} picture{'s' if n != 1 else ''} — Undo (Ctrl+Z)" if n else None
+
+        return self._run_action(fn, busy="Updating…", select=follow, done=done)
+
+    def _run_pending_refresh(self) -> None:
+        pending, self._refresh_pending = self._refresh_pending, None
+        if pending is not None and self.project is not None and not self._shut:
+            self.refresh_from_store(pending)
 
     # ------------------------------------------------------------------ state
     def save_state(self) -> bytes:

@@ -115,11 +115,14 @@ def _similar_job(index, query: str, k: int):
 
 
 class _Thumb(QFrame):
-    """A thumbnail with the file's name and size under it."""
+    """A thumbnail with the file's name and size under it; a click emits ``clicked(path)``."""
+
+    clicked = Signal(str)
 
     def __init__(self, path: str, size: int, caption: str | None = None, parent=None):
         super().__init__(parent)
         self.path = path
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.image = QLabel()
         self.image.setFixedSize(QSize(size, size))
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -157,6 +160,17 @@ class _Thumb(QFrame):
     def set_broken(self, reason: str) -> None:
         self.image.setText("can't read")
         self.image.setToolTip(f"{self.path}: {reason}")
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            event.accept()  # so the release comes here too
+        else:
+            super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(event.position().toPoint()):
+            self.clicked.emit(self.path)
+        super().mouseReleaseEvent(event)
 
 
 class _PairRow(QFrame):
@@ -199,7 +213,7 @@ class QtSimilarPanel(QWidget):
     pair counts, ``scan_failed(message)``, ``scan_cancelled()``,
     ``similar_found(query, [(path, similarity), ...])``, ``delete_requested([paths])``
     (wire it to ``Project.delete``, then call :meth:`forget_paths`) and
-    ``pair_kept(a, b)``.
+    ``pair_kept(a, b)``, ``image_clicked(path)`` (a thumbnail was clicked: show that file).
     """
 
     scan_finished = Signal(int, int)
@@ -208,6 +222,7 @@ class QtSimilarPanel(QWidget):
     similar_found = Signal(str, list)
     delete_requested = Signal(list)
     pair_kept = Signal(str, str)
+    image_clicked = Signal(str)
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, *, thumb_size: int = 150,
                  parent: QWidget | None = None):
@@ -224,10 +239,11 @@ class QtSimilarPanel(QWidget):
         self.near_pairs: list[DuplicatePair] = []
         self.kept: set[frozenset] = set()
         self._job: workers.Job | None = None
+        self._generation = 0  # results of a cancelled or superseded job are dropped
         self._pending_similar: tuple[str, int] | None = None
         self._query: str | None = None
 
-        heading = QLabel("Duplicates and look-alikes")
+        self.heading = heading = QLabel("Duplicates and look-alikes")
         heading.setObjectName("paneHeading")
         self.scan_button = QPushButton("Find duplicates")
         self.scan_button.clicked.connect(lambda: self.scan(self.paths))
@@ -280,6 +296,7 @@ class QtSimilarPanel(QWidget):
 
         # pairs
         self.pairs_title = QLabel("")
+        self.pairs_title.setWordWrap(True)
         self.pairs_box = QVBoxLayout()
         self.pairs_box.setSpacing(6)
         self.pairs_box.addStretch(1)
@@ -313,14 +330,30 @@ class QtSimilarPanel(QWidget):
         self.exact_pairs, self.near_pairs = [], []
         self._show_pairs()
         self._busy(True, f"Looking at {len(self.paths)} images…")
+        gen = self._generation
         self._job = workers.run_job(
             _scan_job(list(self.paths), self.threshold.value(), batch_size),
-            on_finished=self._on_scan_finished, on_failed=self._on_scan_failed,
-            on_progress=self._on_scan_progress, on_cancelled=self._on_scan_cancelled)
+            on_finished=self._if_current(gen, self._on_scan_finished),
+            on_failed=self._if_current(gen, self._on_scan_failed),
+            on_progress=self._if_current(gen, self._on_scan_progress),
+            on_cancelled=self._if_current(gen, self._on_scan_cancelled))
 
     def cancel(self) -> None:
         if self._job is not None:
             self._job.cancel()
+
+    def clear(self) -> None:
+        """Forget everything (another project was opened): no paths, index, pairs or results."""
+        self._cancel_job()
+        self._busy(False, "")
+        self._pending_similar = None
+        self._query = None
+        self.paths, self.index = [], None
+        self.exact_pairs, self.near_pairs = [], []
+        self.kept.clear()
+        self._show_pairs()
+        self._clear_similar()
+        self.similar_title.setText("Find similar: pick an image to see the most similar ones in the project.")
 
     @property
     def busy(self) -> bool:
@@ -376,9 +409,13 @@ class QtSimilarPanel(QWidget):
 
     # -------------------------------------------------------------- internals
     def _cancel_job(self) -> None:
+        self._generation += 1  # its late signals (cancelled, or finished just before) are dropped
         if self._job is not None:
             self._job.cancel()
             self._job = None
+
+    def _if_current(self, gen: int, slot):
+        return lambda *args: slot(*args) if gen == self._generation else None
 
     def _busy(self, on: bool, text: str = "") -> None:
         self.progress.setVisible(on)
@@ -424,9 +461,11 @@ class QtSimilarPanel(QWidget):
     def _on_threshold_changed(self, value: float) -> None:
         if self.index is None or self._job is not None:
             return
+        gen = self._generation
         self._job = workers.run_job(_near_job(self.index, value, self.exact_pairs),
-                                    on_finished=self._on_near_finished,
-                                    on_failed=self._on_scan_failed, on_cancelled=self._on_scan_cancelled)
+                                    on_finished=self._if_current(gen, self._on_near_finished),
+                                    on_failed=self._if_current(gen, self._on_scan_failed),
+                                    on_cancelled=self._if_current(gen, self._on_scan_cancelled))
 
     def _on_near_finished(self, near: list[DuplicatePair]) -> None:
         self._job = None
@@ -497,6 +536,7 @@ class QtSimilarPanel(QWidget):
                                      f"pair(s){more}. Duplicates across training and test inflate the test score.")
 
     def _want_thumb(self, t: _Thumb) -> None:
+        t.clicked.connect(self.image_clicked)
         if t.path in self._images:
             t.set_image(self._images[t.path])
             return
