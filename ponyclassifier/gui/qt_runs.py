@@ -1,0 +1,327 @@
+"""QtRuns: the project's experiment table, one row per training run from the store.
+
+Columns as in the talks' experiment tables: run, recipe, epochs, validation accuracy and
+F1, external test F1 and the difference (validation minus test: how much the validation
+score flatters the model), seconds, device, model file. Selecting runs overlays their
+curves; the table exports to CSV; a run can be deleted, and its model exported (our
+model file, ONNX or TorchScript through :mod:`ponyclassifier.core.export`, off the GUI
+thread).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+                               QMenu, QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
+                               QToolButton, QVBoxLayout, QWidget)
+
+from ..core import export as X
+from ..core.store import ProjectStore, Run, StoreError
+from .workers import run_job
+
+__all__ = ["QtRuns", "COLUMNS"]
+
+COLUMNS = ["Run", "Recipe", "Status", "Epochs", "Val accuracy", "Val F1", "Test F1", "Difference", "Seconds",
+           "Device", "Model file"]
+CURVES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss", "train_accuracy": "training accuracy",
+          "train_loss": "training loss"}
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf"]
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "" if v is None else format(v, fmt)
+
+
+def run_row(run: Run) -> list[str]:
+    m = run.metrics or {}
+    epochs = m.get("epochs_run")
+    first = m.get("first_epoch") or run.settings.get("first_epoch") or 1
+    if epochs is not None and first > 1:
+        epochs_text = f"{first}–{first + epochs - 1}"
+    else:
+        epochs_text = "" if epochs is None else str(epochs)
+    gap = run.f1_gap
+    return [str(run.id), run.recipe, run.status, epochs_text, _num(run.val_accuracy, ".1%"),
+            _num(run.val_f1, ".3f"), _num(run.test_f1, ".3f"), "" if gap is None else f"{gap:+.3f}",
+            _num(run.seconds, ".1f"), run.device or "", os.path.basename(run.model_path or "")]
+
+
+class _Item(QTableWidgetItem):
+    """Sorts numbers as numbers."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a, b = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return a < b
+        return super().__lt__(other)
+
+
+class QtRuns(QWidget):
+    run_activated = Signal(int)  # double-click: show this run's evaluation
+    run_deleted = Signal(int)
+    model_exported = Signal(str)  # path written
+    export_failed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.store: ProjectStore | None = None
+        self.runs: list[Run] = []
+        self._jobs: list[Any] = []
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSortingEnabled(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
+        self.table.cellDoubleClicked.connect(self._on_table_double_clicked)
+
+        self.curve_choice = QComboBox()
+        for key, label in CURVES.items():
+            self.curve_choice.addItem(label, key)
+        self.curve_choice.currentIndexChanged.connect(self._update_overlay)
+        self.plot = pg.PlotWidget()
+        self.plot.setBackground("w")
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.setLabel("left", "validation accuracy")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # never "accuracy (x0.001)"
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self._overlay: dict[int, pg.PlotDataItem] = {}
+
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        self.csv_button = QPushButton("Export CSV…")
+        self.csv_button.clicked.connect(lambda: self.export_csv())
+        self.delete_button = QPushButton("Delete run…")
+        self.delete_button.clicked.connect(self._on_delete_clicked)
+        self.export_button = QToolButton()
+        self.export_button.setText("Export model")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        for label, fmt in (("Model file (.pony, safetensors)…", "pony"), ("ONNX (.onnx)…", "onnx"),
+                           ("TorchScript (.pt)…", "torchscript")):
+            menu.addAction(label, lambda f=fmt: self._on_export_chosen(f))
+        self.export_button.setMenu(menu)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        buttons = QHBoxLayout()
+        for w in (self.refresh_button, self.csv_button, self.delete_button, self.export_button):
+            buttons.addWidget(w)
+        buttons.addStretch(1)
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addLayout(buttons)
+        tl.addWidget(self.table)
+        bottom = QWidget()
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Overlay the selected runs:"))
+        row.addWidget(self.curve_choice)
+        row.addStretch(1)
+        bl.addLayout(row)
+        bl.addWidget(self.plot)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        layout = QVBoxLayout(self)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.status)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ public
+    def set_store(self, store: ProjectStore | None) -> None:
+        self.store = store
+        self.refresh()
+
+    def refresh(self) -> None:
+        selected = set(self.selected_run_ids())
+        self.runs = self.store.runs() if self.store is not None and self.store.conn is not None else []
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(self.runs))
+        for r, run in enumerate(reversed(self.runs)):  # newest first
+            values = run_row(run)
+            sort_keys = [run.id, None, None, (run.metrics or {}).get("epochs_run"), run.val_accuracy, run.val_f1,
+                         run.test_f1, run.f1_gap, run.seconds, None, None]
+            for c, text in enumerate(values):
+                it = _Item(text)
+                it.setData(Qt.ItemDataRole.UserRole, sort_keys[c] if sort_keys[c] is not None else text)
+                if c == 0:
+                    it.setData(Qt.ItemDataRole.UserRole + 1, run.id)
+                if c in (0, 3, 4, 5, 6, 7, 8):
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if c == 10 and run.model_path:
+                    it.setToolTip(run.model_path)
+                if c == 7 and run.f1_gap is not None and run.f1_gap > 0.05:
+                    it.setToolTip("The model does clearly worse on the external test set than on validation.")
+                self.table.setItem(r, c, it)
+        self.table.setSortingEnabled(True)
+        if selected:
+            self.select_runs(selected)
+        self._update_overlay()
+        self._update_buttons()
+
+    def selected_run_ids(self) -> list[int]:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return [self.table.item(r, 0).data(Qt.ItemDataRole.UserRole + 1) for r in rows if self.table.item(r, 0)]
+
+    def select_runs(self, ids) -> None:
+        ids = set(ids)
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole + 1) in ids:
+                self.table.selectRow(r)
+        self.table.setSelectionMode(mode)
+
+    def run(self, run_id: int) -> Run | None:
+        return next((r for r in self.runs if r.id == run_id), None)
+
+    def export_csv(self, path: str | os.PathLike | None = None) -> str | None:
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export runs as CSV", "runs.csv", "CSV (*.csv)")
+            if not path:
+                return None
+        try:
+            with open(path, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(COLUMNS[:-1] + ["Model path", "Created", "Learning rate", "Batch size"])
+                for run in self.runs:
+                    row = run_row(run)[:-1]
+                    w.writerow(row + [run.model_path or "", run.created, run.settings.get("lr", ""),
+                                      run.settings.get("batch_size", "")])
+        except OSError as e:
+            self._error(f"{path}: cannot write ({e.strerror or e})")
+            return None
+        self.status.setText(f"Runs written to {path}")
+        return os.fspath(path)
+
+    def delete_run(self, run_id: int, *, confirm: bool = True) -> bool:
+        run = self.run(run_id)
+        if run is None or self.store is None:
+            return False
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Delete run", f"Delete run {run_id} and its curves from the project?"
+                + (f"\nIts model file {os.path.basename(run.model_path)} is deleted too." if run.model_path else ""))
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        try:
+            self.store.delete_run(run_id)
+        except StoreError as e:
+            self._error(str(e))
+            return False
+        if run.model_path and Path(run.model_path).parent.name == "models":
+            try:
+                os.unlink(run.model_path)
+            except OSError:
+                pass
+        self.refresh()
+        self.run_deleted.emit(run_id)
+        return True
+
+    def export_run_model(self, run_id: int, fmt: str, path: str | os.PathLike | None = None):
+        """Export off the GUI thread; ``model_exported(path)`` or ``export_failed(message)`` follows."""
+        run = self.run(run_id)
+        if run is None or not run.model_path or not os.path.exists(run.model_path):
+            self._error(f"run {run_id} has no model file to export")
+            return None
+        if path is None:
+            suffix = X.FORMATS[fmt]
+            path, _ = QFileDialog.getSaveFileName(self, "Export model", f"run-{run_id}{suffix}",
+                                                  f"{fmt} (*{suffix})")
+            if not path:
+                return None
+        src, dst = run.model_path, os.fspath(path)
+
+        def work(state):
+            if fmt == "pony":
+                return os.fspath(X.copy_model_file(src, dst))
+            from ..core.trained import TrainedModel
+
+            return os.fspath(X.export_model(TrainedModel.load(src), dst, fmt))
+
+        self.status.setText(f"Exporting run {run_id} to {dst}…")
+        job = run_job(work, on_finished=self._on_export_finished, on_failed=self._on_export_failed)
+        self._jobs = [j for j in self._jobs if not j.cancelled] + [job]
+        return job
+
+    # ---------------------------------------------------------------- private
+    def _error(self, text: str) -> None:
+        self.status.setText(f"<span style='color:#b00020'>{text}</span>")
+
+    def _update_buttons(self) -> None:
+        ids = self.selected_run_ids()
+        one = len(ids) == 1
+        self.delete_button.setEnabled(one and self.store is not None and not self.store.read_only)
+        run = self.run(ids[0]) if one else None
+        self.export_button.setEnabled(bool(run and run.model_path))
+        self.csv_button.setEnabled(bool(self.runs))
+
+    @Slot()
+    def _on_table_selection_changed(self) -> None:
+        self._update_buttons()
+        self._update_overlay()
+
+    @Slot(int, int)
+    def _on_table_double_clicked(self, row: int, column: int) -> None:
+        it = self.table.item(row, 0)
+        if it is not None:
+            self.run_activated.emit(it.data(Qt.ItemDataRole.UserRole + 1))
+
+    def _update_overlay(self) -> None:
+        key = self.curve_choice.currentData()
+        self.plot.setLabel("left", CURVES[key])
+        ids = self.selected_run_ids() if self.selected_run_ids() else [r.id for r in self.runs[-3:]]
+        for rid in list(self._overlay):
+            if rid not in ids:
+                item = self._overlay.pop(rid)
+                self.plot.removeItem(item)
+                self.legend.removeItem(item)
+        if self.store is None:
+            return
+        for i, rid in enumerate(ids):
+            curves = self.store.run_curves(rid)
+            xs = [c.get("epoch") for c in curves if c.get(key) is not None]
+            ys = [c.get(key) for c in curves if c.get(key) is not None]
+            if rid not in self._overlay:
+                run = self.run(rid)
+                name = f"run {rid} ({run.recipe})" if run else f"run {rid}"
+                pen = pg.mkPen(PALETTE[rid % len(PALETTE)], width=2)
+                self._overlay[rid] = self.plot.plot([], [], pen=pen, symbol="o", symbolSize=5,
+                                                    symbolBrush=PALETTE[rid % len(PALETTE)], name=name)
+            self._overlay[rid].setData(xs, ys)
+
+    def _on_delete_clicked(self) -> None:
+        ids = self.selected_run_ids()
+        if len(ids) == 1:
+            self.delete_run(ids[0])
+
+    def _on_export_chosen(self, fmt: str) -> None:
+        ids = self.selected_run_ids()
+        if len(ids) == 1:
+            self.export_run_model(ids[0], fmt)
+
+    def _on_export_finished(self, path: str) -> None:
+        self.status.setText(f"Model exported to {path}")
+        self.model_exported.emit(path)
+
+    def _on_export_failed(self, message: str, details: str) -> None:
+        self._error(f"Export failed: {message}")
+        self.export_failed.emit(message)

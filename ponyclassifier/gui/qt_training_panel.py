@@ -1,0 +1,749 @@
+"""QtTrainingPanel: choose a recipe, set it up, watch it train, see how it did.
+
+Left: the recipe (with its plain-language help), hyperparameters with per-recipe
+defaults, augmentation, device, an optional external test folder, Start / Stop / Resume.
+Right, in tabs: the model summary (computed off the GUI thread whenever the recipe or
+size changes, before any training), live curves with progress and a log, the
+evaluation of the last run (:class:`QtEvaluation`) and the project's runs
+(:class:`QtRuns`).
+
+Training runs on its own thread (:class:`~ponyclassifier.gui.training_thread.TrainingRun`).
+Signals only store numbers here; a 25 Hz timer pushes them into curves created once
+(``setData``), so the plots never redraw per batch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox,
+                               QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from ..core import models as M
+from ..core.augment import AugmentConfig
+from ..core.dataset import list_class_folders
+from ..core.engine import RECIPE_DEFAULTS, MAX_SCRATCH_SIZE, TrainConfig, TrainingError, median_image_side
+from ..core.store import ProjectStore
+from ..core.summary import ModelSummary, format_count, recipe_summary
+from .qt_evaluation import QtEvaluation
+from .qt_runs import QtRuns
+from .training_thread import TrainingOutcome, TrainingRun
+from .workers import run_job
+
+__all__ = ["QtTrainingPanel", "RECIPE_LABELS", "device_choices"]
+
+RECIPE_LABELS = {"scratch": "From scratch (small CNN)", "transfer": "Transfer learning (EfficientNet-Lite0)",
+                 "finetune": "Fine-tune (EfficientNet-Lite0)"}
+DEFAULT_DROPOUT = {"scratch": 0.5, "transfer": 0.2, "finetune": 0.2}
+AUG_FIELDS = [("rotation", "Rotation (°)", 0, 180, 1.0, 0), ("width_shift", "Shift, across", 0, 0.5, 0.05, 2),
+              ("height_shift", "Shift, up/down", 0, 0.5, 0.05, 2), ("shear", "Shear (°)", 0, 45, 1.0, 0),
+              ("zoom", "Zoom (±)", 0, 0.5, 0.05, 2), ("brightness", "Brightness (±)", 0, 0.9, 0.05, 2),
+              ("contrast", "Contrast (±)", 0, 0.9, 0.05, 2)]
+REDRAW_MS = 40  # 25 Hz: progress, labels and the per-epoch curves
+BATCH_PLOT_S = 0.2
+SMOOTHING = 0.9  # exponential moving average of the per-batch loss
+COLOURS = {"train": "#1f77b4", "val": "#ff7f0e", "raw": (150, 150, 150, 110)}
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """(label, TrainConfig.device) for the device selector, GPUs named."""
+    out: list[tuple[str, str]] = []
+    gpus = []
+    if torch.cuda.is_available():
+        gpus = [(f"GPU {i}: {torch.cuda.get_device_name(i)}", f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    best = gpus[0][0].split(": ", 1)[1] if gpus else ("Apple GPU (MPS)" if mps else "CPU")
+    out.append((f"Automatic ({best})", "auto"))
+    out += gpus
+    if mps:
+        out.append(("Apple GPU (MPS)", "mps"))
+    out.append(("CPU", "cpu"))
+    return out
+
+
+def _fmt_duration(s: float) -> str:
+    if not math.isfinite(s) or s < 0:
+        return "–"
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class QtTrainingPanel(QWidget):
+    training_started = Signal(int)  # run id in the store (-1: not recorded)
+    training_finished = Signal(object)  # TrainingOutcome
+    model_saved = Signal(str)  # the run's model file, once training ended with a model
+    relabel_requested = Signal(str, str)  # from the evaluation gallery: path, new class
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.root: Path | None = None
+        self.store: ProjectStore | None = None
+        self.run: TrainingRun | None = None
+        self.last_outcome: TrainingOutcome | None = None
+        self.summary: ModelSummary | None = None
+        self._last_config: TrainConfig | None = None
+        self._summary_job = None
+        self._summary_generation = 0
+        self._median_side: dict[str, int] = {}
+        self._classes: list[str] = []
+        self.extra_callbacks: list = []  # core Callbacks added to every run (tests, plugins)
+        self._reset_series()
+        self._build()
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setInterval(REDRAW_MS)
+        self._redraw_timer.timeout.connect(self._on_redraw_timer_timeout)
+        self._summary_timer = QTimer(self)
+        self._summary_timer.setSingleShot(True)
+        self._summary_timer.setInterval(250)
+        self._summary_timer.timeout.connect(self._compute_summary)
+        self._apply_recipe_defaults("scratch")
+        self._update_buttons()
+
+    # =============================================================== building
+    def _build(self) -> None:
+        # ---- recipe
+        self.recipe_combo = QComboBox()
+        for key, label in RECIPE_LABELS.items():
+            self.recipe_combo.addItem(label, key)
+        self.recipe_combo.currentIndexChanged.connect(self._on_recipe_combo_changed)
+        self.recipe_help = QLabel()
+        self.recipe_help.setWordWrap(True)
+        self.recipe_help.setStyleSheet("padding: 2px 0 4px 0;")
+        self.recipe_help.setMinimumHeight(48)
+        recipe_box = QGroupBox("Recipe")
+        rl = QVBoxLayout(recipe_box)
+        rl.addWidget(self.recipe_combo)
+        rl.addWidget(self.recipe_help)
+
+        # ---- hyperparameters
+        self.epochs = QSpinBox(minimum=1, maximum=1000)
+        self.batch_size = QSpinBox(minimum=2, maximum=4096)
+        self.lr = QDoubleSpinBox(decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0001)
+        self.optimizer = QComboBox()
+        for label, key in (("AdamW", "adamw"), ("Adam", "adam"), ("RMSprop", "rmsprop"), ("SGD with momentum", "sgd")):
+            self.optimizer.addItem(label, key)
+        self.image_size = QSpinBox(minimum=0, maximum=512, singleStep=8, suffix=" px")
+        self.image_size.setSpecialValueText("Automatic")
+        self.dropout = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05)
+        self.weight_decay = QDoubleSpinBox(decimals=5, minimum=0.0, maximum=0.1, singleStep=0.0001)
+        self.patience = QSpinBox(minimum=0, maximum=100, suffix=" epochs")
+        self.patience.setSpecialValueText("Off")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        tips = {self.epochs: "Passes over the training images.",
+                self.batch_size: "Images per step. Halved automatically if the GPU runs out of memory.",
+                self.lr: "Step size of the optimiser (the most important setting).",
+                self.image_size: "Images are resized to this square. Automatic: the typical size of your "
+                                 f"images, at most {MAX_SCRATCH_SIZE} px (scratch); 224 px for the pretrained network.",
+                self.dropout: "Fraction of features dropped at random while training, against overfitting.",
+                self.weight_decay: "Pulls weights towards zero, against overfitting.",
+                self.patience: "Stop when the validation loss has not improved for this many epochs.",
+                self.seed: "Same seed, same split and same run."}
+        for w, tip in tips.items():
+            w.setToolTip(tip)
+        for w in (self.image_size, self.dropout):
+            w.valueChanged.connect(self._schedule_summary)
+        hyper_box = QGroupBox("Hyperparameters")
+        form = QFormLayout(hyper_box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        for label, w in (("Epochs", self.epochs), ("Batch size", self.batch_size), ("Learning rate", self.lr),
+                         ("Optimizer", self.optimizer), ("Image size", self.image_size), ("Dropout", self.dropout),
+                         ("Weight decay", self.weight_decay), ("Early stopping", self.patience),
+                         ("Seed", self.seed)):
+            form.addRow(label, w)
+        self.defaults_button = QToolButton()
+        self.defaults_button.setText("Recipe defaults")
+        self.defaults_button.setToolTip("Put back the recommended settings for this recipe")
+        self.defaults_button.clicked.connect(lambda: self._apply_recipe_defaults(self.recipe()))
+        form.addRow("", self.defaults_button)
+
+        # ---- augmentation
+        self.aug_box = QGroupBox("Augmentation (random changes to training images)")
+        self.aug_box.setCheckable(True)
+        self.aug_box.setChecked(True)
+        grid = QGridLayout(self.aug_box)
+        defaults = AugmentConfig()
+        self.aug_fields: dict[str, QDoubleSpinBox] = {}
+        for i, (name, label, lo, hi, step, dec) in enumerate(AUG_FIELDS):
+            spin = QDoubleSpinBox(decimals=dec, minimum=lo, maximum=hi, singleStep=step)
+            spin.setValue(getattr(defaults, name))
+            self.aug_fields[name] = spin
+            grid.addWidget(QLabel(label), i // 2, (i % 2) * 2)
+            grid.addWidget(spin, i // 2, (i % 2) * 2 + 1)
+        self.aug_flip = QCheckBox("Mirror left–right")
+        self.aug_flip.setChecked(defaults.horizontal_flip)
+        n = len(AUG_FIELDS)
+        grid.addWidget(self.aug_flip, n // 2, (n % 2) * 2, 1, 2)
+
+        # ---- device and test folder
+        self.device_combo = QComboBox()
+        for label, key in device_choices():
+            self.device_combo.addItem(label, key)
+        self.test_dir = QLineEdit()
+        self.test_dir.setPlaceholderText("optional: class folders from elsewhere")
+        self.test_dir.setClearButtonEnabled(True)
+        self.test_dir.setToolTip("Photos the model never sees while training, in folders named like your classes. "
+                                 "Its score there is the honest one.")
+        browse = QToolButton()
+        browse.setText("…")
+        browse.setToolTip("Choose the external test folder")
+        browse.clicked.connect(self._on_browse_clicked)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_dir, 1)
+        test_row.addWidget(browse)
+        run_box = QGroupBox("Where")
+        rf = QFormLayout(run_box)
+        rf.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        rf.addRow("Device", self.device_combo)
+        rf.addRow("Test folder", test_row)
+
+        # ---- buttons
+        self.start_button = QPushButton("Start training")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start_training)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after the current batch; the best model so far is kept")
+        self.stop_button.clicked.connect(self.stop_training)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the stopped run from its saved model")
+        self.resume_button.clicked.connect(self.resume_training)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button, 2)
+        buttons.addWidget(self.stop_button, 1)
+        buttons.addWidget(self.resume_button, 1)
+
+        settings = QWidget()
+        sl = QVBoxLayout(settings)
+        sl.setContentsMargins(0, 0, 6, 0)
+        for box in (recipe_box, hyper_box, self.aug_box, run_box):
+            sl.addWidget(box)
+        sl.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(settings)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(scroll, 1)
+        ll.addLayout(buttons)
+        left.setMinimumWidth(360)
+        left.setMaximumWidth(460)
+
+        # ---- tabs
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_summary_tab(), "Model")
+        self.tabs.addTab(self._build_live_tab(), "Training")
+        self.evaluation = QtEvaluation()
+        self.evaluation.relabel_requested.connect(self.relabel_requested)
+        self.tabs.addTab(self.evaluation, "Evaluation")
+        self.runs_view = QtRuns()
+        self.runs_view.run_activated.connect(self._on_runs_view_run_activated)
+        self.tabs.addTab(self.runs_view, "Runs")
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self.tabs)
+        split.setStretchFactor(1, 1)
+        split.setCollapsible(0, False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(split)
+
+    def _build_summary_tab(self) -> QWidget:
+        self.summary_title = QLabel("Open a project to see the network this recipe will train.")
+        self.summary_title.setWordWrap(True)
+        self.summary_table = QTableWidget(0, 5)
+        self.summary_table.setHorizontalHeaderLabels(["Layer", "Type", "Output shape", "Parameters", "Training"])
+        self.summary_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.summary_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.summary_table.verticalHeader().setVisible(False)
+        self.summary_table.verticalHeader().setDefaultSectionSize(22)
+        h = self.summary_table.horizontalHeader()
+        h.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        h.setStretchLastSection(True)
+        self.summary_totals = QLabel("")
+        self.summary_totals.setTextFormat(Qt.TextFormat.RichText)
+        w = QWidget()
+        v = QVBoxLayout(w)
+        v.addWidget(self.summary_title)
+        v.addWidget(self.summary_table, 1)
+        v.addWidget(self.summary_totals)
+        return w
+
+    def _build_live_tab(self) -> QWidget:
+        pg.setConfigOptions(antialias=False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("Not started")
+        self.progress.setTextVisible(True)
+        self.status_label = QLabel("Press Start training.")
+        self.status_label.setTextFormat(Qt.TextFormat.RichText)
+
+        def plot(title: str, left: str, bottom: str) -> pg.PlotWidget:
+            p = pg.PlotWidget()
+            p.setBackground("w")
+            p.setTitle(title, color="#222", size="11pt")
+            p.setLabel("left", left)
+            p.setLabel("bottom", bottom)
+            p.showGrid(x=True, y=True, alpha=0.25)
+            p.addLegend(offset=(-8, 8))
+            p.setClipToView(True)
+            p.getAxis("left").enableAutoSIPrefix(False)
+            p.setMinimumHeight(180)
+            return p
+
+        self.loss_plot = plot("Loss per epoch", "loss", "epoch")
+        self.acc_plot = plot("Accuracy per epoch", "accuracy", "epoch")
+        self.acc_plot.setYRange(0, 1)
+        self.batch_plot = plot("Training loss per batch", "loss", "batch")
+        pen = lambda c, w=2: pg.mkPen(c, width=w)  # noqa: E731
+        self.curves = {
+            "train_loss": self.loss_plot.plot([], [], pen=pen(COLOURS["train"]), symbol="o", symbolSize=6,
+                                              symbolBrush=COLOURS["train"], name="training"),
+            "val_loss": self.loss_plot.plot([], [], pen=pen(COLOURS["val"]), symbol="s", symbolSize=6,
+                                            symbolBrush=COLOURS["val"], name="validation"),
+            "train_accuracy": self.acc_plot.plot([], [], pen=pen(COLOURS["train"]), symbol="o", symbolSize=6,
+                                                 symbolBrush=COLOURS["train"], name="training"),
+            "val_accuracy": self.acc_plot.plot([], [], pen=pen(COLOURS["val"]), symbol="s", symbolSize=6,
+                                               symbolBrush=COLOURS["val"], name="validation"),
+            "batch_raw": self.batch_plot.plot([], [], pen=pen(COLOURS["raw"], 1), name="each batch"),
+            "batch_smooth": self.batch_plot.plot([], [], pen=pen(COLOURS["train"]), name="smoothed"),
+        }
+        self.curves["batch_raw"].setDownsampling(auto=True, method="mean")
+        self.curves["batch_smooth"].setDownsampling(auto=True, method="mean")
+        self.best_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#2e7d32", style=Qt.PenStyle.DashLine),
+                                         label="best", labelOpts={"position": 0.1, "color": "#2e7d32"})
+        self.best_line.setVisible(False)
+        self.acc_plot.addItem(self.best_line)
+
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.log.setFont(QFont("monospace", 9))
+        self.log.setPlaceholderText("What happens during training is written here.")
+
+        plots = QWidget()
+        g = QGridLayout(plots)
+        g.setContentsMargins(0, 0, 0, 0)
+        g.addWidget(self.loss_plot, 0, 0)
+        g.addWidget(self.acc_plot, 0, 1)
+        g.addWidget(self.batch_plot, 1, 0, 1, 2)
+        g.setRowStretch(0, 3)
+        g.setRowStretch(1, 2)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(plots)
+        split.addWidget(self.log)
+        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 1)
+        w = QWidget()
+        v = QVBoxLayout(w)
+        v.addWidget(self.progress)
+        v.addWidget(self.status_label)
+        v.addWidget(split, 1)
+        return w
+
+    # ================================================================ public
+    def set_project(self, root: Path | str | None, store: ProjectStore | None = None) -> None:
+        """Show ``root`` (a class-folder dataset) and record runs in ``store`` (None: runs are
+        trained and saved but not recorded). A run still going is stopped first."""
+        if self.is_training:
+            self.shutdown()
+        self.root = Path(root) if root is not None else None
+        self.store = store
+        self._classes = list_class_folders(self.root) if self.root is not None and self.root.is_dir() else []
+        self.runs_view.set_store(store)
+        self.evaluation.clear()
+        self.last_outcome = None
+        self._schedule_summary()
+        self._update_buttons()
+
+    def recipe(self) -> str:
+        return self.recipe_combo.currentData()
+
+    def config(self) -> TrainConfig:
+        """The settings on screen as a TrainConfig."""
+        aug = None
+        if self.aug_box.isChecked():
+            aug = AugmentConfig(**{k: float(s.value()) for k, s in self.aug_fields.items()},
+                                horizontal_flip=self.aug_flip.isChecked())
+        return TrainConfig(recipe=self.recipe(), epochs=self.epochs.value(), batch_size=self.batch_size.value(),
+                           lr=float(self.lr.value()), optimizer=self.optimizer.currentData(),
+                           image_size=self.image_size.value() or None, seed=self.seed.value(), augment=aug,
+                           dropout=float(self.dropout.value()), weight_decay=float(self.weight_decay.value()),
+                           early_stopping=self.patience.value() or None, device=self.device_combo.currentData())
+
+    @property
+    def is_training(self) -> bool:
+        return self.run is not None and self.run.running
+
+    def start_training(self) -> TrainingRun | None:
+        if self.is_training:
+            return None
+        if self.root is None:
+            self._log("Open a project first.")
+            return None
+        self._reset_series()
+        self.log.clear()
+        return self._launch(self.config())
+
+    def stop_training(self) -> None:
+        if self.is_training:
+            self.run.stop()
+            self._log("Stopping after this batch; the best model so far is kept…")
+            self.stop_button.setEnabled(False)
+
+    def can_resume(self) -> bool:
+        o = self.last_outcome
+        return (not self.is_training and o is not None and o.status == "stopped" and bool(o.model_path)
+                and self._last_config is not None and os.path.exists(o.model_path))
+
+    def resume_training(self) -> TrainingRun | None:
+        if not self.can_resume():
+            return None
+        o, cfg = self.last_outcome, self._last_config
+        done = o.first_epoch - 1 + o.epochs_run
+        planned = cfg.epochs or done + 1
+        remaining = max(1, planned - done)
+        resumed = TrainConfig(**{**cfg.__dict__, "epochs": remaining, "image_size": cfg.image_size})
+        self._log(f"Resuming run {o.run_id} from its saved model: epochs {done + 1}–{done + remaining}.")
+        return self._launch(resumed, resume_model=o.model_path, epoch_offset=done, resumed_from=o.run_id,
+                            planned_total=planned)
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Stop a running training and wait for its thread (for the window's closeEvent)."""
+        self._summary_timer.stop()
+        if self.run is not None:
+            self.run.stop()
+            ok = self.run.wait(timeout_ms)
+            self._redraw_timer.stop()
+            return ok
+        return True
+
+    # ============================================================== training
+    def _launch(self, cfg: TrainConfig, *, resume_model: str | None = None, epoch_offset: int = 0,
+                resumed_from: int | None = None, planned_total: int | None = None) -> TrainingRun | None:
+        test_dir = self.test_dir.text().strip() or None
+        if test_dir and not os.path.isdir(test_dir):
+            self._log(f"The test folder {test_dir} does not exist.")
+            return None
+        if cfg.early_stopping:
+            from ..core.callbacks import EarlyStopping
+
+            extra = [EarlyStopping("val_loss", patience=cfg.early_stopping)]
+        else:
+            extra = []
+        extra += list(self.extra_callbacks)
+        try:
+            run = TrainingRun(cfg, self.root, store=self.store, project_root=self.root, test_dir=test_dir,
+                              resume_model=resume_model, epoch_offset=epoch_offset, resumed_from=resumed_from,
+                              extra_callbacks=extra, parent=self)
+        except TrainingError as e:
+            self._log(f"Cannot start: {e}")
+            return None
+        self.run = run
+        self._planned_total = planned_total or (run.config.epochs or 1)
+        self._last_config = cfg if resume_model is None else self._last_config
+        run.prepare_progressed.connect(self._on_run_prepare_progressed)
+        run.train_started.connect(self._on_run_train_started)
+        run.epoch_started.connect(self._on_run_epoch_started)
+        run.batches_finished.connect(self._on_run_batches_finished)
+        run.epoch_finished.connect(self._on_run_epoch_finished)
+        run.message_logged.connect(self._log)
+        run.finished.connect(self._on_run_finished)
+        run.start()
+        if run.store_error:
+            self._log(f"Note: {run.store_error}")
+        self._t_train = None
+        self._epoch_done = epoch_offset
+        self._epoch_offset = epoch_offset
+        self.progress.setValue(0)
+        self.progress.setFormat("Reading images…")
+        self.status_label.setText(f"Preparing {RECIPE_LABELS[cfg.recipe].lower()}…")
+        self.tabs.setCurrentIndex(1)
+        self._redraw_timer.start()
+        self._update_buttons()
+        self.training_started.emit(run.run_id if run.run_id is not None else -1)
+        return run
+
+    def _reset_series(self) -> None:
+        self.series: dict[str, list[float]] = {k: [] for k in
+                                               ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy")}
+        self.batch_x: list[float] = []
+        self.batch_raw: list[float] = []
+        self.batch_smooth: list[float] = []
+        self._ema: float | None = None
+        self._dirty = self._epochs_dirty = self._batches_dirty = True
+        self._progress: dict[str, Any] = {}
+        self._best_epoch: int | None = None
+        self._t_train: float | None = None
+        self._batch_pushed = 0.0
+        self._train_images = 0
+        self._epoch_done = self._epoch_offset = 0
+        self._planned_total = 1
+
+    @Slot(str, int, int)
+    def _on_run_prepare_progressed(self, stage: str, done: int, total: int) -> None:
+        what = {"scan": "Reading images"}.get(stage, f"Computing {stage}")
+        self.progress.setFormat(f"{what}: {done} / {total}")
+        self.progress.setValue(int(1000 * done / max(total, 1)))
+
+    @Slot(dict)
+    def _on_run_train_started(self, logs: dict) -> None:
+        self._t_train = time.perf_counter()
+        self._train_images = logs.get("train_images", 0)
+        self._log(f"Training {logs.get('recipe')} on {logs.get('device')}: {logs.get('train_images')} training and "
+                  f"{logs.get('val_images')} validation images, epochs {logs.get('first_epoch')}–"
+                  f"{logs.get('epochs')}.")
+        self.progress.setValue(0)
+
+    @Slot(int, dict)
+    def _on_run_epoch_started(self, epoch: int, logs: dict) -> None:
+        self._progress = {"epoch": epoch, "seen": 0,
+                          "images_per_second": self._progress.get("images_per_second", 0.0)}
+        self._dirty = True
+
+    @Slot(dict)
+    def _on_run_batches_finished(self, info: dict) -> None:
+        for loss in info["batch_losses"]:
+            if not math.isfinite(loss):
+                continue
+            self._ema = loss if self._ema is None else SMOOTHING * self._ema + (1 - SMOOTHING) * loss
+            self.batch_x.append(len(self.batch_x) + 1)
+            self.batch_raw.append(loss)
+            self.batch_smooth.append(self._ema)
+        self._progress = info
+        self._dirty = self._batches_dirty = True
+
+    @Slot(int, dict)
+    def _on_run_epoch_finished(self, epoch: int, logs: dict) -> None:
+        s = self.series
+        s["epoch"].append(epoch)
+        for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+            v = logs.get(k)
+            s[k].append(float(v) if v is not None else math.nan)
+        self._epoch_done = epoch
+        va = [v for v in s["val_accuracy"] if math.isfinite(v)]
+        if va and math.isfinite(s["val_accuracy"][-1]) and s["val_accuracy"][-1] >= max(va):
+            self._best_epoch = epoch
+        self._progress = {"epoch": epoch, "seen": self._train_images, "train_images": self._train_images,
+                          "images_per_second": logs.get("images_per_second", 0.0)}
+        self._dirty = self._epochs_dirty = True
+        val = ""
+        if logs.get("val_loss") is not None and math.isfinite(logs["val_loss"]):
+            val = f" · val loss {logs['val_loss']:.4f}, val acc {100 * logs['val_accuracy']:.1f}%"
+        self._log(f"Epoch {epoch}/{self._planned_total}: loss {logs.get('train_loss', math.nan):.4f}, "
+                  f"acc {100 * logs.get('train_accuracy', math.nan):.1f}%{val} · {logs.get('seconds', 0):.1f} s, "
+                  f"{logs.get('images_per_second', 0):,.0f} img/s")
+
+    @Slot(object)
+    def _on_run_finished(self, outcome: TrainingOutcome) -> None:
+        self._redraw_timer.stop()
+        self._dirty = self._epochs_dirty = self._batches_dirty = True
+        self._on_redraw_timer_timeout()
+        self.last_outcome = outcome
+        if outcome.status == "failed":
+            self._log(f"Training failed: {outcome.error}")
+            if outcome.details:
+                self._log(outcome.details)
+            self.progress.setFormat("Failed")
+            self.status_label.setText(f"<span style='color:#b00020'>{outcome.error}</span>")
+        else:
+            v = outcome.validation or {}
+            verdict = "Stopped" if outcome.status == "stopped" else "Finished"
+            if outcome.stop_reason:
+                self._log(f"Stopped: {outcome.stop_reason}")
+            text = (f"{verdict} after {outcome.epochs_run} epoch{'s' if outcome.epochs_run != 1 else ''} in "
+                    f"{_fmt_duration(outcome.seconds)}")
+            if outcome.best_epoch is not None:
+                text += f"; best epoch {outcome.best_epoch}"
+            if v:
+                text += f": validation accuracy {100 * v['accuracy']:.1f}%, macro F1 {v['macro_f1']:.3f}"
+            if outcome.test:
+                text += f"; external test F1 {outcome.test['macro_f1']:.3f}"
+            self._log(text + ".")
+            if outcome.model_path:
+                self._log(f"Model saved to {outcome.model_path}")
+            if outcome.skipped:
+                self._log(f"{outcome.skipped} unreadable file(s) were skipped.")
+            self.progress.setValue(1000 if outcome.status == "finished" else self.progress.value())
+            self.progress.setFormat(verdict)
+            self.status_label.setText(text + ("" if not outcome.model_path else
+                                              " &nbsp;— see <b>Evaluation</b> for the mistakes"))
+            if outcome.validation:
+                self.evaluation.set_outcome(outcome)
+        if self.run is not None and self.run.store_error:
+            self._log(f"Note: {self.run.store_error}")
+        self.runs_view.refresh()
+        self._update_buttons()
+        if outcome.model_path:
+            self.model_saved.emit(outcome.model_path)
+        self.training_finished.emit(outcome)
+
+    # ================================================================ redraw
+    @Slot()
+    def _on_redraw_timer_timeout(self) -> None:
+        # Only what changed is pushed: an unchanged plot then does not repaint, and every
+        # repaint costs GUI-thread time that the training thread competes for (the GIL).
+        if self._epochs_dirty:
+            self._epochs_dirty = False
+            s = self.series
+            for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+                self.curves[k].setData(s["epoch"], s[k])
+            step = max(1, math.ceil(len(s["epoch"]) / 10))  # whole epochs on the axis, never 1.5
+            for plot in (self.loss_plot, self.acc_plot):
+                plot.getAxis("bottom").setTickSpacing(step, step)
+            if self._best_epoch is not None:
+                self.best_line.setValue(self._best_epoch)
+                self.best_line.setVisible(True)
+        now = time.perf_counter()
+        # the batch plot's x range grows on every update, so each push re-lays its axis
+        # (~25 ms of painting): 5 Hz is live enough for a loss curve
+        if self._batches_dirty and now - self._batch_pushed >= BATCH_PLOT_S:
+            self._batches_dirty = False
+            self._batch_pushed = now
+            self.curves["batch_raw"].setData(self.batch_x, self.batch_raw)
+            self.curves["batch_smooth"].setData(self.batch_x, self.batch_smooth)
+        if not self._dirty:
+            return
+        self._dirty = False
+        p = self._progress
+        if not p or self._t_train is None:
+            return
+        total = max(1, self._planned_total - self._epoch_offset)
+        within = p.get("seen", 0) / max(1, p.get("train_images") or self._train_images or 1)
+        epochs_before = max(0, p.get("epoch", 1) - 1 - self._epoch_offset)
+        if p.get("epoch", 0) == self._epoch_done:
+            epochs_before, within = self._epoch_done - self._epoch_offset, 0.0
+        frac = min(1.0, (epochs_before + min(within, 1.0)) / total)
+        self.progress.setValue(int(1000 * frac))
+        elapsed = time.perf_counter() - self._t_train
+        eta = elapsed * (1 - frac) / frac if frac > 0.02 else math.nan
+        self.progress.setFormat(f"Epoch {max(p.get('epoch', 1), 1)} of {self._planned_total} · {100 * frac:.0f}%")
+        self.status_label.setText(
+            f"<b>Epoch {p.get('epoch', '')}</b> &nbsp; batch loss {p.get('loss', math.nan):.4f} &nbsp; "
+            f"accuracy {100 * p.get('accuracy', math.nan):.1f}% &nbsp; "
+            f"{p.get('images_per_second', 0):,.0f} images/s &nbsp; elapsed {_fmt_duration(elapsed)} &nbsp; "
+            f"<b>ETA {_fmt_duration(eta)}</b>" if "loss" in p else
+            f"<b>Epoch {p.get('epoch', '')}</b> &nbsp; {p.get('images_per_second', 0):,.0f} images/s &nbsp; "
+            f"elapsed {_fmt_duration(elapsed)} &nbsp; <b>ETA {_fmt_duration(eta)}</b>")
+
+    # =============================================================== summary
+    def _schedule_summary(self, *args) -> None:
+        self._summary_timer.start()
+
+    @Slot()
+    def _compute_summary(self) -> None:
+        if self.root is None or len(self._classes) < 1:
+            self.summary_title.setText("Open a project with class folders to see the network this recipe "
+                                       "will train.")
+            self.summary_table.setRowCount(0)
+            self.summary_totals.setText("")
+            return
+        recipe, classes = self.recipe(), len(self._classes)
+        size = self.image_size.value() or None
+        dropout = float(self.dropout.value())
+        root = os.fspath(self.root)
+        cached = self._median_side.get(root)
+        self._summary_generation += 1
+        gen = self._summary_generation
+        self.summary_title.setText("Working out the network…")
+
+        def work(state) -> tuple[int, int, ModelSummary, int]:
+            s = size or RECIPE_DEFAULTS[recipe]["image_size"]
+            side = cached
+            if s is None:
+                side = side or median_image_side(root)
+                s = max(16, min(MAX_SCRATCH_SIZE, side))
+            state.check()
+            return gen, s, recipe_summary(recipe, classes, s, 3, dropout), side or 0
+
+        self._summary_job = run_job(work, on_finished=self._on_summary_finished,
+                                    on_failed=lambda m, d: self.summary_title.setText(f"No summary: {m}"))
+
+    def _on_summary_finished(self, result) -> None:
+        gen, size, summary, side = result
+        if side:
+            self._median_side[os.fspath(self.root)] = side
+        if gen != self._summary_generation:
+            return
+        self.summary = summary
+        recipe = self.recipe()
+        t = self.summary_table
+        t.setRowCount(len(summary.rows))
+        for i, r in enumerate(summary.rows):
+            state = "trainable" if r["trainable"] else ("frozen" if r["params"] else "")
+            vals = [r["name"], r["type"], " × ".join(str(d) for d in r["output_shape"]), f"{r['params']:,}", state]
+            for j, v in enumerate(vals):
+                it = QTableWidgetItem(v)
+                if j == 3:
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if state == "frozen":
+                    it.setForeground(Qt.GlobalColor.gray)
+                t.setItem(i, j, it)
+        note = {"transfer": " The pretrained base is frozen: only the new head learns.",
+                "finetune": " First the head learns with the base frozen; then the top blocks (shown trainable) "
+                            "are retrained with a lower learning rate."}.get(recipe, "")
+        self.summary_title.setText(f"<b>{RECIPE_LABELS[recipe]}</b> for {len(self._classes)} classes at "
+                                   f"{size} × {size} px ({len(summary.rows)} layers).{note}")
+        self.summary_totals.setText(
+            f"<b>Total parameters:</b> {summary.total_params:,} ({format_count(summary.total_params)}) &nbsp; "
+            f"<b>Trainable:</b> {summary.trainable_params:,} &nbsp; <b>Frozen:</b> {summary.frozen_params:,}")
+
+    # ================================================================ helpers
+    def _apply_recipe_defaults(self, recipe: str) -> None:
+        d = RECIPE_DEFAULTS[recipe]
+        self.epochs.setValue(d["epochs"])
+        self.lr.setValue(d["lr"])
+        self.batch_size.setValue(32)
+        self.image_size.setValue(d["image_size"] or 0)
+        self.dropout.setValue(DEFAULT_DROPOUT[recipe])
+        self.weight_decay.setValue(1e-4)
+        self.optimizer.setCurrentIndex(0)
+        self.recipe_help.setText(M.RECIPE_HELP[recipe])
+        self._schedule_summary()
+
+    @Slot(int)
+    def _on_recipe_combo_changed(self, index: int) -> None:
+        self._apply_recipe_defaults(self.recipe())
+
+    def _on_browse_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "External test folder (one folder per class)",
+                                                  self.test_dir.text() or os.fspath(self.root or Path.home()))
+        if folder:
+            self.test_dir.setText(folder)
+
+    def _on_runs_view_run_activated(self, run_id: int) -> None:
+        run = self.runs_view.run(run_id)
+        if run is None:
+            return
+        m = run.metrics or {}
+        val = m.get("validation")
+        if val:
+            self.evaluation.set_results(list(val.get("per_class", {}).keys()), val, m.get("test"), None)
+            self.tabs.setCurrentWidget(self.evaluation)
+
+    def _update_buttons(self) -> None:
+        busy = self.is_training
+        self.start_button.setEnabled(not busy and self.root is not None)
+        self.stop_button.setEnabled(busy)
+        self.resume_button.setEnabled(self.can_resume())
+        for w in (self.recipe_combo, self.epochs, self.batch_size, self.lr, self.optimizer, self.image_size,
+                  self.dropout, self.weight_decay, self.patience, self.seed, self.aug_box, self.device_combo,
+                  self.test_dir):
+            w.setEnabled(not busy)
+
+    def _log(self, text: str) -> None:
+        self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
