@@ -9,7 +9,6 @@ decoded again. Bad files are reported with a reason and never stop the work.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ import torch
 from .folders import NotAFolderError, class_files, list_class_folders
 from .images import DecodedImage, ImageError, decode_image
 from .preprocess import to_uint8_tensor
+from .splits import split_indices
 
 MAX_CLASSES = 1000
 MIN_IMAGES_PER_CLASS = 2
@@ -203,36 +203,14 @@ def scan_dataset(
 # ------------------------------------------------------------------------- splits
 
 
-def _split_key(seed: int, path: str, root: Path) -> bytes:
-    try:
-        rel = os.path.relpath(path, root)
-    except ValueError:
-        rel = path
-    return hashlib.blake2b(f"{seed}\0{rel}".encode(), digest_size=8).digest()
-
-
 def stratified_split(report: ScanReport, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic stratified train/validation indices into ``report.samples``.
-
-    Each class is ordered by a seeded hash of the file's path within the dataset, and the
-    first ``round(n * val_fraction)`` (at least one when the class has two or more images)
-    go to validation. Ordering by hash rather than shuffling keeps the split stable:
-    adding an image to a class moves at most one other image between the splits.
-    """
-    if not 0 <= val_fraction < 1:
-        raise DatasetError(f"validation fraction must be in [0, 1), got {val_fraction}")
-    by_class: dict[int, list[int]] = {}
-    for i, s in enumerate(report.samples):
-        by_class.setdefault(s.label, []).append(i)
-    train, val = [], []
-    for label in sorted(by_class):
-        idx = sorted(by_class[label], key=lambda i: _split_key(seed, report.samples[i].path, report.root))
-        k = round(len(idx) * val_fraction)
-        if val_fraction > 0 and len(idx) >= 2:
-            k = min(max(k, 1), len(idx) - 1)
-        val += idx[:k]
-        train += idx[k:]
-    return np.array(sorted(train), dtype=np.int64), np.array(sorted(val), dtype=np.int64)
+    """Deterministic stratified train/validation indices into ``report.samples`` (see
+    :func:`ponyclassifier.core.splits.split_indices`)."""
+    try:
+        return split_indices([s.path for s in report.samples], [s.label for s in report.samples], report.root,
+                             val_fraction, seed)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
 
 
 # --------------------------------------------------------------------- batch source

@@ -184,6 +184,18 @@ class ProjectStore:
                     self.conn.execute("INSERT INTO meta VALUES ('created', ?)", (_now(),))
                 self.conn.execute(f"PRAGMA user_version={v}")
 
+    def sibling(self) -> "ProjectStore":
+        """Another connection to the same store for another part of this process (a
+        connection must not be shared between threads' transactions). It shares this
+        instance's lock and read-only state and must be closed before this one."""
+        other = object.__new__(ProjectStore)
+        other.root, other.path, other.read_only, other.message = self.root, self.path, self.read_only, self.message
+        other._lock_fd, other._depth = None, 0
+        other.conn = other._connect()
+        if not other.read_only:
+            other.conn.execute("PRAGMA foreign_keys=ON")
+        return other
+
     def close(self) -> None:
         conn = getattr(self, "conn", None)
         if conn is not None:

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -110,13 +110,12 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.browser)
         cmd_project = "PROJECT"
-        self.stack.addWidget(_placeholder_page(
-            "Train",
-            "Coming here: pick a recipe (a small CNN from scratch, or transfer learning from a "
-            "pretrained EfficientNet-Lite0), press Train, watch loss and accuracy live, stop at any "
-            "moment and keep the best model.",
-            "Today you can train from the command line:",
-            f"ponyclassifier train {cmd_project} --out model.pony --recipe transfer"))
+        from .qt_training_panel import QtTrainingPanel
+
+        self.training = QtTrainingPanel()
+        self.training.relabel_requested.connect(self._on_training_relabel_requested)
+        self._training_store = None  # the training panel's own connection to the project store
+        self.stack.addWidget(self.training)
         self.stack.addWidget(_placeholder_page(
             "Explain",
             "Coming here: see what a trained model learned: its filters, the activations for one "
@@ -326,7 +325,25 @@ class MainWindow(QMainWindow):
             return
         self.browser.attach_project(project, result["rows"], result["classes"])
         self.browser.view.setFocus()
+        self._attach_training(path, project)
         self.project_ready.emit(path)
+
+    def _attach_training(self, path: str | None, project) -> None:
+        """The Train place follows the open project, recording runs through its own
+        connection to the project's store (the browser's is used from worker threads)."""
+        self.training.set_project(None, None)
+        if self._training_store is not None:
+            self._training_store.close()
+            self._training_store = None
+        if path is None:
+            return
+        if project is not None:
+            self._training_store = project.store.sibling()
+        self.training.set_project(path, self._training_store)
+
+    @Slot(str, str)
+    def _on_training_relabel_requested(self, path: str, new_class: str) -> None:
+        self.browser.relabel_paths([path], new_class)
 
     def _on_store_failed(self, gen: int, path: str, message: str) -> None:
         if gen != self._open_generation or self._closing:
@@ -505,5 +522,7 @@ class MainWindow(QMainWindow):
         if self._demo_job is not None:
             self._demo_job.cancel()
         self._end_demo()
+        self.training.shutdown()
+        self._attach_training(None, None)
         self.browser.shutdown()
         super().closeEvent(event)

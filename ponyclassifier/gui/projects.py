@@ -139,12 +139,12 @@ def assign_missing_splits(project, val_fraction: float = VAL_FRACTION, seed: int
     rows = project.store.images()
     if all(r["split"] for r in rows) or project.read_only:
         return 0
-    from ..core.dataset import Sample, ScanReport, stratified_split  # noqa: PLC0415 (torch)
+    from ..core.splits import split_indices  # noqa: PLC0415
 
     classes = sorted({r["class"] for r in rows})
     index = {c: i for i, c in enumerate(classes)}
-    samples = [Sample(str(project.root / r["relpath"]), index[r["class"]]) for r in rows]
-    train, val = stratified_split(ScanReport(project.root, classes, samples), val_fraction, seed)
+    train, val = split_indices([str(project.root / r["relpath"]) for r in rows],
+                               [index[r["class"]] for r in rows], project.root, val_fraction, seed)
     splits: dict[str, str] = {}
     for name, idx in (("train", train), ("val", val)):
         for i in idx:
@@ -158,7 +158,7 @@ def assign_missing_splits(project, val_fraction: float = VAL_FRACTION, seed: int
 def open_project_job(root: str) -> dict:
     """Worker: open (or create) the project store of ``root``, sync it with the folder and
     record splits for new images. Raises StoreError for a damaged store (left untouched)."""
-    from ..core.project import Project  # noqa: PLC0415 (imports torch: keep it off the GUI thread)
+    from ..core.project import Project  # noqa: PLC0415
 
     project = Project(root)
     try:

@@ -1608,9 +1608,13 @@ class QtDatasetBrowser(QWidget):
         self._update_actions()
 
     def move_selected_to(self, cls: str) -> bool:
+        return self.relabel_paths(self.selected_paths(), cls)
+
+    def relabel_paths(self, paths: list[str], cls: str) -> bool:
+        """Move these images to class ``cls`` (undoable), e.g. from the Train place's gallery."""
         if not self._editable():
             return False
-        paths = [p for p in self.selected_paths() if (self.model.entry(p) or ("",))[0] != cls]
+        paths = [p for p in paths if (self.model.entry(p) or ("",))[0] != cls]
         if not paths:
             return self._refuse(f"Nothing to move: select images that are not in {cls} yet.")
         n = len(paths)

@@ -55,3 +55,15 @@ def test_core_imports_with_qt_blocked():
     r = subprocess.run([sys.executable, "-c", BLOCKER], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "core-ok" in r.stdout
+
+
+def test_project_modules_do_not_import_torch():
+    """Opening a project in the app must not import torch: a first torch import holds the
+    GIL for hundreds of milliseconds and stalls the window."""
+    code = ("import sys\n"
+            "import ponyclassifier.core.project, ponyclassifier.core.splits, ponyclassifier.core.store\n"
+            "import ponyclassifier.core.folders, ponyclassifier.core.images\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "print('torch-free')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "torch-free" in r.stdout, r.stderr

@@ -127,3 +127,15 @@ def test_kill_during_a_batch_leaves_store_sound_and_batch_absent(tmp_path):
     with ProjectStore(tmp_path) as s:
         assert s.integrity_ok()
         assert [r["relpath"] for r in s.images()] == ["keep/a.png"]
+
+
+def test_sibling_connection_shares_the_lock_and_sees_commits(tmp_path):
+    with ProjectStore(tmp_path) as s:
+        other = s.sibling()
+        try:
+            rid = other.start_run("scratch", {"epochs": 1})
+            assert [r.id for r in s.runs()] == [rid]
+            assert not other.read_only
+        finally:
+            other.close()
+        assert s._lock_fd is not None  # closing the sibling kept the owner's lock
