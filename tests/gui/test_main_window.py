@@ -85,7 +85,7 @@ def test_placeholder_pages_are_honest(qtbot):
     w = _window(qtbot)
     from PySide6.QtWidgets import QLabel, QPushButton
 
-    for i in (1, 2, 3):
+    for i in (2, 3):  # Explain and Predict are not built yet; Train is (tests/gui/test_training_panel.py)
         page = w.stack.widget(i)
         text = " ".join(lbl.text() for lbl in page.findChildren(QLabel))
         assert "ponyclassifier " in text and "Coming here" in text
