@@ -15,20 +15,13 @@ import torch
 from torch import nn
 
 from . import preprocess
-from .explain import _input_channels, _input_size
+from .explain import _input_channels, _input_size, _network
 from .images import ImageError
 
 __all__ = ["embed_features", "feature_layer", "project_2d", "misfits", "neighbour_disagreement"]
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
-
-
-def _network(model: Any) -> nn.Module:
-    net = getattr(model, "network", model)
-    if not isinstance(net, nn.Module):
-        raise TypeError(f"expected a TrainedModel or a torch nn.Module, not {type(model).__name__}")
-    return net
 
 
 def feature_layer(net: nn.Module) -> nn.Linear:

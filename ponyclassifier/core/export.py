@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import torch
 
+from .modelfile import _fsync_directory
 from .preprocess import RESIZE
 from .trained import TrainedModel
 
@@ -70,16 +71,7 @@ def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
         if isinstance(exc, OSError):
             raise ExportError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         raise
-    try:
-        fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    _fsync_directory(path.parent)
 
 
 def _cpu_network(model: TrainedModel) -> torch.nn.Module:

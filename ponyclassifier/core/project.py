@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Sequence
 
 from .folders import class_files, list_class_folders
 from .images import ImageError, decode_image, is_candidate_file
-from .store import STORE_DIR, ProjectStore, StoreError
+from .store import STORE_DIR, ProjectStore
 
 TRASH = "trash"
 _JOURNAL_SQL = """CREATE TABLE IF NOT EXISTS journal (

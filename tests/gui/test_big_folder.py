@@ -10,9 +10,9 @@ import time
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QTimer
 
 from ponyclassifier.gui.qt_dataset_browser import QtDatasetBrowser
+from .latency import StallMeter
 
 N_FILES = 20_000
 MAX_STALL_MS = 100
@@ -29,29 +29,6 @@ def _make_big_project(root, n=N_FILES, classes=("a", "b", "c", "d")):
     return root
 
 
-class _StallMeter:
-    """Ticks every 10 ms on the GUI thread; the longest gap is the worst freeze."""
-
-    def __init__(self):
-        self.max_gap = 0.0
-        self._last = time.perf_counter()
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self):
-        now = time.perf_counter()
-        self.max_gap = max(self.max_gap, now - self._last)
-        self._last = now
-
-    def start(self):
-        self._last = time.perf_counter()
-        self.timer.start()
-
-    def stop(self):
-        self.timer.stop()
-
-
 def test_20000_files_never_stall_the_event_loop(qtbot, tmp_path, gui_env):
     root = _make_big_project(tmp_path / "big")
     b = QtDatasetBrowser(cache_dir=gui_env / "thumbs")
@@ -65,7 +42,7 @@ def test_20000_files_never_stall_the_event_loop(qtbot, tmp_path, gui_env):
     # and move it out of the collector's way.
     gc.collect()
     gc.freeze()
-    meter = _StallMeter()
+    meter = StallMeter()
     first_thumb: list[float] = []
 
     def on_thumbnail_arrived(path: str) -> None:

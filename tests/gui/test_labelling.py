@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QImage
 from PySide6.QtTest import QTest
 
@@ -20,6 +20,7 @@ from ponyclassifier.core.store import STORE_DIR, store_path
 from ponyclassifier.gui.main_window import MainWindow
 from ponyclassifier.gui.qt_dataset_browser import COL_COUNT, COL_KEY, PathRole, QtDatasetBrowser
 from tests.conftest import make_shapes_dataset
+from .latency import StallMeter
 
 MAX_STALL_MS = 100
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -360,26 +361,6 @@ def test_corrupt_store_is_reported_and_left_untouched(qtbot, tmp_path):
     box.close()
 
 
-class _StallMeter:
-    """Ticks every 10 ms on the GUI thread; the longest gap is the worst freeze."""
-
-    def __init__(self):
-        self.max_gap = 0.0
-        self._last = time.perf_counter()
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self):
-        now = time.perf_counter()
-        self.max_gap = max(self.max_gap, now - self._last)
-        self._last = now
-
-    def start(self):
-        self._last = time.perf_counter()
-        self.timer.start()
-
-
 def test_dropping_1000_files_keeps_the_app_responsive(qtbot, tmp_path):
     """RELIABILITY case 15: 1,000 files, some unreadable, vanished or non-ASCII-named."""
     root = make_shapes_dataset(tmp_path / "shapes", per_class=5)
@@ -415,7 +396,7 @@ def test_dropping_1000_files_keeps_the_app_responsive(qtbot, tmp_path):
     b = w.browser
     b.select_class("circle")
     gc.collect()  # a full collection left over from earlier tests is not this drop's stall
-    meter = _StallMeter()
+    meter = StallMeter()
     meter.start()
     progress = []
     t0 = time.perf_counter()
