@@ -363,6 +363,7 @@ class QtTrainingPanel(QWidget):
             self.shutdown()
         self.root = Path(root) if root is not None else None
         self.store = store
+        self._summary_generation += 1  # a summary still being worked out is for the old project
         self._classes = list_class_folders(self.root) if self.root is not None and self.root.is_dir() else []
         self.runs_view.set_store(store)
         self.evaluation.clear()
@@ -668,16 +669,17 @@ class QtTrainingPanel(QWidget):
                 side = side or median_image_side(root)
                 s = max(16, min(MAX_SCRATCH_SIZE, side))
             state.check()
-            return gen, s, recipe_summary(recipe, classes, s, 3, dropout), side or 0
+            return gen, root, s, recipe_summary(recipe, classes, s, 3, dropout), side or 0
 
         self._summary_job = run_job(work, on_finished=self._on_summary_finished,
                                     on_failed=lambda m, d: self.summary_title.setText(f"No summary: {m}"))
 
     def _on_summary_finished(self, result) -> None:
-        gen, size, summary, side = result
+        # the project may have changed (or closed) while the summary was worked out
+        gen, root, size, summary, side = result
         if side:
-            self._median_side[os.fspath(self.root)] = side
-        if gen != self._summary_generation:
+            self._median_side[root] = side
+        if gen != self._summary_generation or self.root is None:
             return
         self.summary = summary
         recipe = self.recipe()

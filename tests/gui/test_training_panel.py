@@ -265,3 +265,18 @@ def test_relabel_button_asks_for_the_predicted_class(qtbot, panel):
     assert blocker.args == ["/nowhere/a/x.png", "b"]
     assert not ev.relabel_buttons[0].isEnabled()
     qtbot.waitUntil(lambda: not ev.loader.busy, timeout=5000)
+
+
+def test_closing_the_project_while_the_summary_is_worked_out(qtbot, panel):
+    """The model summary runs on a worker; a project closed meanwhile must not break when
+    its result arrives (found when the window closed right after opening a project)."""
+    from PySide6.QtCore import QThreadPool
+
+    root = panel.root
+    panel.set_project(root, None)
+    panel._summary_timer.stop()
+    panel._compute_summary()  # the summary job for this project is now running on a worker
+    panel.set_project(None, None)  # ...and the project goes away before it finishes
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=30000)
+    qtbot.wait(50)  # let the finished signal be delivered; an exception in the slot fails the test
+    assert panel.root is None
