@@ -188,8 +188,10 @@ def _make_progress_callback(stream, json_mode: bool):
             if per_epoch is None:
                 per_epoch = elapsed / max(frac, 1e-6)
             eta = per_epoch * (1 - frac) + per_epoch * (self.epochs - self.epoch)
+            # every epoch's first batch is drawn, however fast the epochs go
             self._draw(f"epoch {self.epoch}/{self.epochs} {_bar(frac)} {int(frac * 100):3d}%  loss {logs['loss']:.3f}"
-                       f"  acc {logs['accuracy']:.3f}  {logs['images_per_second']:.0f} img/s  ETA {_fmt_time(eta)}")
+                       f"  acc {logs['accuracy']:.3f}  {logs['images_per_second']:.0f} img/s  ETA {_fmt_time(eta)}",
+                       force=batch == 0)
 
         def on_epoch_end(self, epoch, logs):
             self.epoch_times.append(time.perf_counter() - self.epoch_start)
