@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import workers
+from .qt_dataset_browser import human_size
 
 __all__ = ["DuplicatePair", "QtSimilarPanel"]
 
@@ -51,14 +52,6 @@ class DuplicatePair:
         if self.kind == "same pixels":
             return "Same pixels, different files"
         return f"{self.similarity * 100:.1f} % similar"
-
-
-def _human_size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} bytes"
 
 
 def _scan_job(paths: list[str], threshold: float, batch_size: int):
@@ -130,7 +123,7 @@ class _Thumb(QFrame):
         self.image.setText("…")
         self.image.setToolTip(path)
         try:
-            size_text = _human_size(os.stat(path).st_size)
+            size_text = human_size(os.stat(path).st_size)
         except OSError:
             size_text = "missing"
         bold = QFont(self.font())
