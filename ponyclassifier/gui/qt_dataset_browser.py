@@ -102,6 +102,19 @@ StatusRole = Qt.ItemDataRole.UserRole + 5
 
 COL_KEY, COL_NAME, COL_COUNT = 0, 1, 2  # class list columns: number key, class, count
 NameRole = Qt.ItemDataRole.UserRole  # class name on COL_NAME (None for "All images")
+def _square_pixmap(image: QImage, size: int) -> QPixmap:
+    """The thumbnail centred on a transparent size x size square: the grid uses uniform
+    item sizes, so every decoration must be the same size or file names get clipped."""
+    if image.width() == size and image.height() == size:
+        return QPixmap.fromImage(image)
+    pm = QPixmap(size, size)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.drawImage((size - image.width()) // 2, (size - image.height()) // 2, image)
+    p.end()
+    return pm
+
+
 def human_size(n: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -421,7 +434,7 @@ class ThumbnailModel(QAbstractListModel):
     def _on_loader_thumbnail_ready(self, path: str, image: QImage) -> None:
         if path not in self._entries:
             return  # moved or deleted while it was decoding
-        self._pixmaps[path] = QPixmap.fromImage(image)
+        self._pixmaps[path] = _square_pixmap(image, THUMB_SIZE)
         while len(self._pixmaps) > PIXMAP_CACHE_ITEMS:
             self._pixmaps.popitem(last=False)
         self._changed(path)
