@@ -34,6 +34,10 @@ Datasets:
     grayscale): non-overlapping 32x32 crops on a grid, training crops from the left 60% of
     each photo and test crops from the right 40%, so no test pixel was ever seen in
     training; 100 train and 50 test crops per class, chosen at random among the grid cells.
+``animals100``
+    ``animals`` with only the first 100 training images of each class (1,000 in all) and the
+    same full test set: about 100 images per class, where pretrained features should beat
+    a network trained from scratch.
 
 ``quick=True`` writes small subsets (for smoke tests) to a separate folder.
 """
@@ -55,12 +59,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DATASETS = ("digits", "animals", "faces", "textures")
+DATASETS = ("digits", "animals", "faces", "textures", "animals100")
 SEED = 0
 FORMAT_VERSION = 1
 ANIMAL_CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
 # Quick mode: at most this many train / test images per class.
-QUICK_PER_CLASS = {"digits": (12, 4), "animals": (12, 4), "faces": (10, 5), "textures": (10, 5)}
+QUICK_PER_CLASS = {"digits": (12, 4), "animals": (12, 4), "faces": (10, 5), "textures": (10, 5),
+                   "animals100": (10, 5)}
 
 
 class DatasetUnavailable(Exception):
@@ -205,11 +210,19 @@ def _textures(crop: int = 32, train_per_class: int = 100, test_per_class: int = 
             "scikit-image brick/grass/gravel photos, 32x32 crops (train: left 60%, test: right 40%)")
 
 
-_LOADERS = {"digits": _digits, "animals": _animals, "faces": _faces, "textures": _textures}
+def _animals100():
+    """``animals`` with only the first 100 training images of each class (1,000), and the
+    same full test set (2,429): the small-data regime where pretrained features should win."""
+    images, labels, classes, tr, te, source = _animals()
+    return images, labels, classes, _subset(labels, tr, 100), te, source + ", 100 train images per class"
+
+
+_LOADERS = {"digits": _digits, "animals": _animals, "faces": _faces, "textures": _textures,
+            "animals100": _animals100}
 
 
 def available(name: str) -> bool:
-    if name == "animals":
+    if name in ("animals", "animals100"):
         return _animal_mnist_dir() is not None
     return name in _LOADERS
 

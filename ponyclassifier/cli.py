@@ -43,6 +43,16 @@ def _fraction(s: str) -> float:
     return v
 
 
+def _degrees(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of degrees, got {s!r}") from None
+    if not 0 <= v <= 180:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 180 degrees, got {v}")
+    return v
+
+
 def _positive_float(s: str) -> float:
     try:
         v = float(s)
@@ -71,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-split", type=_fraction, default=0.2, metavar="F")
     t.add_argument("--test-dir", metavar="DIR", help="an external test set, same class folders")
     t.add_argument("--no-augment", action="store_true", help="turn data augmentation off")
+    g = t.add_argument_group("augmentation strengths (Keras ImageDataGenerator meanings; 0 turns one off)")
+    g.add_argument("--no-flip", action="store_true",
+                   help="no left-right flips (for digits, letters and anything whose mirror image is another thing)")
+    g.add_argument("--rotation", type=_degrees, metavar="DEG", help="random rotation up to +/-DEG (default 20)")
+    g.add_argument("--shift", type=_fraction, metavar="F",
+                   help="random width and height shift up to F of the size (default 0.1)")
+    g.add_argument("--shear", type=_degrees, metavar="DEG", help="random shear up to DEG (default 10)")
+    g.add_argument("--zoom", type=_fraction, metavar="F", help="random zoom in/out by up to F (default 0.15)")
+    g.add_argument("--brightness", type=_fraction, metavar="F", help="random brightness change up to F (default 0.15)")
+    g.add_argument("--contrast", type=_fraction, metavar="F", help="random contrast change up to F (default 0.15)")
     t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--optimizer", choices=["adamw", "adam", "rmsprop", "sgd"], default="adamw")
@@ -222,8 +242,26 @@ def _json_num(v: Any) -> Any:
 # ------------------------------------------------------------------------- commands
 
 
-def cmd_train(a: argparse.Namespace) -> int:
+def _augment_config(a: argparse.Namespace):
+    """The augmentation the train options ask for: None with --no-augment (or all strengths 0)."""
     from .core.augment import AugmentConfig
+
+    strengths = {"rotation": a.rotation, "width_shift": a.shift, "height_shift": a.shift, "shear": a.shear,
+                 "zoom": a.zoom, "brightness": a.brightness, "contrast": a.contrast}
+    if a.no_augment:
+        given = [k for k, v in (("--no-flip", a.no_flip or None), ("--rotation", a.rotation), ("--shift", a.shift),
+                                ("--shear", a.shear), ("--zoom", a.zoom), ("--brightness", a.brightness),
+                                ("--contrast", a.contrast)) if v is not None]
+        if given:
+            raise UsageError(f"--no-augment turns augmentation off; it cannot be combined with {', '.join(given)}")
+        return None
+    cfg = AugmentConfig(**{k: v for k, v in strengths.items() if v is not None})
+    if a.no_flip:
+        cfg.horizontal_flip = False
+    return None if cfg.is_identity else cfg
+
+
+def cmd_train(a: argparse.Namespace) -> int:
     from .core.callbacks import EarlyStopping, ModelCheckpoint
     from .core.engine import TrainConfig, Trainer
     from .core.modelfile import cleanup_stale_temp_files
@@ -239,7 +277,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     cleanup_stale_temp_files(out.parent)
     cfg = TrainConfig(recipe=a.recipe, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
                       image_size=a.image_size, val_split=a.val_split, seed=a.seed,
-                      augment=None if a.no_augment else AugmentConfig(), dropout=a.dropout,
+                      augment=_augment_config(a), dropout=a.dropout,
                       weight_decay=a.weight_decay, early_stopping=a.early_stopping, device=a.device,
                       unsure_threshold=a.unsure_threshold)
     trainer = Trainer(cfg)

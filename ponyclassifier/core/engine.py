@@ -193,6 +193,7 @@ class Trainer:
         cfg = self.config
         t_start = time.perf_counter()
         self.should_stop, self.stop_reason = False, None
+        self._val_cache = None  # (suffix, (features, labels, indices)) of the frozen prefix, for the final report
         history = History()
         cb = CallbackList([history, *callbacks], self)
         torch.manual_seed(cfg.seed)
@@ -273,7 +274,11 @@ class Trainer:
 
         skipped = list(report.skipped) + [SkippedFile(p, r) for p, r in
                                            {**train_src.failures, **val_src.failures}.items()]
-        val_report = self._evaluate_source(net, val_src, classes, device, amp) if len(val_idx) else None
+        val_report = None
+        if len(val_idx):
+            cached = getattr(self, "_val_cache", None)
+            val_report = (self._evaluate_cached(cached[0], cached[1], val_src, classes, amp) if cached is not None
+                          else self._evaluate_source(net, val_src, classes, device, amp))
         test_report = None
         if test_report_scan is not None and not (self.should_stop and best["state"] is None and epoch == 0):
             test_src = BatchSource(test_report_scan, np.arange(len(test_report_scan.samples)), batch_size,
@@ -309,6 +314,8 @@ class Trainer:
         for p in params:
             p.requires_grad_(True)
         frozen_prefix = not isinstance(prefix, nn.Identity)
+        if not frozen_prefix:
+            self._val_cache = None  # a phase that trains the whole network makes old features stale
         augmenter = build_augmenter(cfg.augment, seed=cfg.seed + epoch0, device=device)
 
         train_feats = val_feats = None
@@ -323,7 +330,13 @@ class Trainer:
                                                 f"features (copy {k + 1}/{copies})" if copies > 1 else "features")
                            for k in range(copies)]
             if len(val_src.indices):
-                val_feats = self._prefix_outputs(prefix, val_src, None, device, amp, cb, "features (validation)")
+                *val_feats, val_idx = self._prefix_outputs(prefix, val_src, None, device, amp, cb,
+                                                           "features (validation)", with_index=True)
+                val_feats = tuple(val_feats)
+                if not self.should_stop and len(val_idx) == len(val_src.indices):
+                    # The prefix stays frozen from here to the end of training (in both fine-tune
+                    # phases), so these features also serve the final evaluation.
+                    self._val_cache = (suffix, (*val_feats, val_idx))
             if self.should_stop:
                 return 0, batch_size
 
@@ -441,13 +454,13 @@ class Trainer:
             yield table[j], labels[j]
 
     @torch.no_grad()
-    def _prefix_outputs(self, prefix, src, augmenter, device, amp, cb, stage):
+    def _prefix_outputs(self, prefix, src, augmenter, device, amp, cb, stage, with_index=False):
         # eval: BatchNorm of the frozen base must use, not update, its pretrained statistics
         prefix.eval()
-        outs, labels = [], []
+        outs, labels, idxs = [], [], []
         total = len(src.indices)
         done = 0
-        for xb, yb, _ in src.batches(0):
+        for xb, yb, idx in src.batches(0):
             if self.should_stop:
                 break
             x = to_float(xb)
@@ -456,11 +469,28 @@ class Trainer:
             with amp.autocast():
                 outs.append(prefix(x).float())
             labels.append(yb)
+            idxs.append(np.asarray(idx))
             done += len(yb)
             cb.on_prepare_progress(stage, done, total)
         if not outs:
-            return torch.empty(0, device=device), torch.empty(0, dtype=torch.long, device=device)
-        return torch.cat(outs), torch.cat(labels)
+            out = torch.empty(0, device=device), torch.empty(0, dtype=torch.long, device=device)
+            return (*out, np.zeros(0, dtype=np.int64)) if with_index else out
+        out = torch.cat(outs), torch.cat(labels)
+        return (*out, np.concatenate(idxs)) if with_index else out
+
+    @torch.no_grad()
+    def _evaluate_cached(self, suffix, cached, src, classes, amp) -> Report:
+        """The final validation report from the frozen prefix's cached outputs: the same
+        numbers as running the whole network again, without a second pass through the base."""
+        table, labels, idx = cached
+        suffix.eval()
+        probs = []
+        for i in range(0, len(labels), 256):
+            with amp.autocast():
+                probs.append(suffix(table[i:i + 256]).float().softmax(1).cpu())
+        p = torch.cat(probs).numpy() if probs else np.zeros((0, len(classes)))
+        paths = [src.report.samples[i].path for i in idx]
+        return classification_report(labels.cpu().numpy(), p, classes, paths)
 
     @torch.no_grad()
     def _val_loss(self, net, suffix, frozen_prefix, src, feats, device, amp) -> tuple[float, float]:

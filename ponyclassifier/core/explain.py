@@ -75,11 +75,18 @@ def _input_size(model: Any, net: nn.Module) -> int | None:
         return int(size)
     if type(net).__name__ == "EfficientNetLite0":
         return 224
+    if isinstance(getattr(net, "image_size", None), int):
+        return net.image_size
     features, classifier = getattr(net, "features", None), getattr(net, "classifier", None)
     if isinstance(features, nn.Sequential) and isinstance(classifier, nn.Sequential):
         pools = sum(isinstance(m, nn.MaxPool2d) for m in features)
         convs = [m for m in features if isinstance(m, nn.Conv2d)]
         lin = next((m for m in classifier if isinstance(m, nn.Linear)), None)
+        if convs and lin is not None and pools == len(convs):
+            s = math.isqrt(lin.in_features // convs[-1].out_channels)
+            for conv in reversed(convs):  # undo each block: pool /2, then a 3x3 conv loses 2 - 2*padding
+                s = s * 2 + conv.kernel_size[0] - 1 - 2 * conv.padding[0]
+            return s
         if convs and lin is not None:
             s = math.isqrt(lin.in_features // convs[-1].out_channels)
             return s * 2 ** pools

@@ -56,33 +56,52 @@ class Normalize(nn.Module):
 # --------------------------------------------------------------------- scratch CNN
 
 
-def scratch_plan(image_size: int) -> list[int]:
-    """Channel widths of the conv blocks: pool until the map is about 7x7 to 11x11, so
-    28x28 digits get two blocks and 224x224 photos five."""
+SCRATCH_PADDING = 0  # "valid" 3x3 convolutions, as Keras' Conv2D default and the talks' convnets
+
+
+def scratch_plan(image_size: int, padding: int = SCRATCH_PADDING) -> list[int]:
+    """Channel widths of the conv blocks: pool until the map is about 4x4 to 9x9, so
+    28x28 digits get two blocks, 150x150 pictures four and 224x224 photos five."""
     widths = [32, 64, 128, 128, 256]
     n, s = 0, image_size
-    while s >= 12 and n < len(widths):
-        s //= 2
+    threshold = 10 if padding == 0 else 12  # files from before "valid" convolutions keep their plan
+    while s >= threshold and n < len(widths):
+        s = (s + 2 * padding - 2) // 2
         n += 1
     return widths[: max(n, 1)]
 
 
 class ScratchCNN(nn.Module):
-    """Conv/BN/ReLU/MaxPool blocks, then Flatten, Dropout, Dense, Dropout, Dense."""
+    """Conv/BN/ReLU/MaxPool blocks, then Flatten, Dropout, Dense, Dropout, Dense.
+
+    ``padding`` 0 ("valid", Keras' default) is what new models get: at 28x28 a training step
+    costs about 0.7x that of padded ("same") convolutions (benchmarks/README.md). Pixel
+    gradients of such a network lean towards the image centre, since a border pixel enters
+    fewer 3x3 windows. Model files written before it existed have no ``padding`` key and were
+    padded (1): build_model() keeps them so. A list gives one padding per block.
+    """
 
     def __init__(self, num_classes: int, in_channels: int = 3, image_size: int = 150,
-                 dropout: float = 0.5, widths: list[int] | None = None, hidden: int | None = None):
+                 dropout: float = 0.5, widths: list[int] | None = None, hidden: int | None = None,
+                 padding: int | list[int] = SCRATCH_PADDING):
         super().__init__()
-        widths = list(widths or scratch_plan(image_size))
+        first = padding[0] if isinstance(padding, (list, tuple)) and padding else padding
+        widths = list(widths or scratch_plan(image_size, int(first)))
+        pads = list(padding) if isinstance(padding, (list, tuple)) else [padding] * len(widths)
+        if len(pads) != len(widths) or any(p not in (0, 1) for p in pads):
+            raise ArchitectureError(f"scratch padding must be 0 or 1 per block, not {padding}")
         hidden = hidden or (256 if image_size >= 64 else 128)
+        self.image_size = image_size  # a plain attribute (not in the state dict): explain tools read it
         mean = (0.5,) * in_channels
         std = (0.25,) * in_channels
         layers: list[nn.Module] = [Normalize(mean, std)]
         c, s = in_channels, image_size
-        for w in widths:
-            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+        for w, pad in zip(widths, pads):
+            if s + 2 * pad < 4:
+                raise ArchitectureError(f"image size {image_size} is too small for {len(widths)} blocks")
+            layers += [nn.Conv2d(c, w, 3, padding=pad, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
                        nn.MaxPool2d(2)]
-            c, s = w, s // 2
+            c, s = w, (s + 2 * pad - 2) // 2
         if s < 1:
             raise ArchitectureError(f"image size {image_size} is too small for {len(widths)} blocks")
         self.features = nn.Sequential(*layers)
@@ -243,7 +262,8 @@ def arch_config(recipe: str, num_classes: int, image_size: int, channels: int = 
     if recipe == "scratch":
         return {"type": "scratch_cnn", "num_classes": num_classes, "in_channels": channels,
                 "image_size": image_size, "dropout": 0.5 if dropout is None else dropout,
-                "widths": scratch_plan(image_size), "hidden": 256 if image_size >= 64 else 128}
+                "widths": scratch_plan(image_size), "hidden": 256 if image_size >= 64 else 128,
+                "padding": SCRATCH_PADDING}
     cfg = {"type": "efficientnet_lite0", "num_classes": 1000 if recipe == "imagenet" else num_classes,
            "in_channels": channels, "image_size": image_size,
            "dropout": 0.2 if dropout is None else dropout}
@@ -252,13 +272,18 @@ def arch_config(recipe: str, num_classes: int, image_size: int, channels: int = 
     return cfg
 
 
+def _padding(v: Any) -> int | list[int]:
+    return [int(p) for p in v] if isinstance(v, (list, tuple)) else int(v)
+
+
 def build_model(cfg: dict[str, Any]) -> nn.Module:
     """Rebuild a network from its architecture config (never from pickled code)."""
     try:
         kind = cfg["type"]
         if kind == "scratch_cnn":
             return ScratchCNN(int(cfg["num_classes"]), int(cfg["in_channels"]), int(cfg["image_size"]),
-                              float(cfg["dropout"]), [int(w) for w in cfg["widths"]], int(cfg["hidden"]))
+                              float(cfg["dropout"]), [int(w) for w in cfg["widths"]], int(cfg["hidden"]),
+                              _padding(cfg.get("padding", 1)))
         if kind == "efficientnet_lite0":
             return EfficientNetLite0(int(cfg["num_classes"]), float(cfg["dropout"]))
     except (KeyError, TypeError, ValueError) as e:

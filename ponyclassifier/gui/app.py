@@ -13,7 +13,7 @@ import datetime
 import sys
 import traceback
 
-from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt, QThread, QThreadPool, Signal, Slot
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from . import projects
@@ -88,6 +88,10 @@ def configure_application(app: QCoreApplication) -> None:
     app.setOrganizationDomain(ORG_DOMAIN)
     app.setApplicationDisplayName(APP_NAME)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    # Long jobs (occlusion maps, filter patterns, a folder of predictions) must not leave
+    # quick ones (thumbnails, previews) waiting on a 2-core machine: at least 4 workers.
+    pool = QThreadPool.globalInstance()
+    pool.setMaxThreadCount(max(4, QThread.idealThreadCount()))
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -12,6 +12,7 @@ the Dataset place are remembered under :data:`AUGMENT_SETTINGS_KEY` (a JSON obje
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -31,7 +32,6 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QStyle,
     QToolBar,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -58,27 +58,63 @@ def save_augment_config(config: dict, settings: QSettings | None = None) -> None
     (settings or QSettings()).setValue(AUGMENT_SETTINGS_KEY, json.dumps(config, sort_keys=True))
 
 
-def _placeholder_page(title: str, coming: str, today: str, command: str) -> QWidget:
-    """An honest page for a place that is not built yet: what comes, and the CLI today."""
-    page = QWidget()
-    lay = QVBoxLayout(page)
-    lay.setContentsMargins(48, 40, 48, 40)
-    lay.setSpacing(14)
-    h = QLabel(title)
-    h.setObjectName("pageTitle")
-    what = QLabel(coming)
-    what.setWordWrap(True)
-    now = QLabel(today)
-    now.setWordWrap(True)
-    cmd = QLabel(command)
-    cmd.setObjectName("command")
-    cmd.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    cmd.setWordWrap(True)
-    for w in (h, what, now, cmd):
-        w.setMaximumWidth(760)
-        lay.addWidget(w)
-    lay.addStretch(1)
-    return page
+_UNSET = object()
+
+
+class _LiveHost(QWidget):
+    """The Predict page's "Live camera" tab. The camera view (QtMultimedia) is built the
+    first time the tab is shown, so starting the app never loads the multimedia stack; the
+    project and model given before then are handed over when it is built."""
+
+    created = Signal(object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.widget = None
+        self.error: str | None = None
+        self._project: tuple = (None, None)
+        self._model: tuple = (None, "")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self._note = QLabel("Starting the camera view…")
+        self._note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._note.setWordWrap(True)
+        lay.addWidget(self._note)
+
+    def ensure(self):
+        if self.widget is None and self.error is None:
+            try:
+                from .qt_live import LivePredictWidget
+            except ImportError as e:  # QtMultimedia or its system libraries are missing
+                self.error = str(e)
+                self._note.setText(f"The camera view is not available in this installation:\n{e}")
+                return None
+            self.widget = LivePredictWidget()
+            self._note.hide()
+            self.layout().addWidget(self.widget)
+            self.widget.set_project(*self._project)
+            if self._model[0] is not None:
+                self.widget.set_model(*self._model)
+            self.created.emit(self.widget)
+        return self.widget
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.ensure()
+
+    def set_project(self, project, busy=None) -> None:
+        self._project = (project, busy)
+        if self.widget is not None:
+            self.widget.set_project(project, busy)
+
+    def set_model(self, model, description: str = "") -> None:
+        self._model = (model, description)
+        if self.widget is not None:
+            self.widget.set_model(model, description)
+
+    def shutdown(self) -> None:
+        if self.widget is not None:
+            self.widget.shutdown()
 
 
 class MainWindow(QMainWindow):
@@ -109,26 +145,32 @@ class MainWindow(QMainWindow):
 
         self.stack = QStackedWidget()
         self.stack.addWidget(self.browser)
-        cmd_project = "PROJECT"
         from .qt_training_panel import QtTrainingPanel
 
         self.training = QtTrainingPanel()
         self.training.relabel_requested.connect(self._on_training_relabel_requested)
         self._training_store = None  # the training panel's own connection to the project store
         self.stack.addWidget(self.training)
-        self.stack.addWidget(_placeholder_page(
-            "Explain",
-            "Coming here: see what a trained model learned: its filters, the activations for one "
-            "image, saliency maps (Grad-CAM, occlusion), the confusion matrix and the images it gets "
-            "most wrong.",
-            "Today you can score a model and see per-class results from the command line:",
-            f"ponyclassifier evaluate model.pony {cmd_project}"))
-        self.stack.addWidget(_placeholder_page(
-            "Predict",
-            "Coming here: drop pictures or point a camera at something and see the top guesses with "
-            "their probabilities, and \u201cnot sure\u201d when the model does not know.",
-            "Today you can classify files or folders from the command line:",
-            "ponyclassifier predict model.pony photo.jpg more-photos/"))
+        self.training.open_model_requested.connect(self.open_model_in)
+        self.training.model_saved.connect(self._on_training_model_saved)
+        from .qt_explain import ExplainPage
+        from .qt_predict import PredictPage
+
+        self.explain = ExplainPage()
+        self.explain.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.explain.open_image_requested.connect(self._on_explain_open_image_requested)
+        self.stack.addWidget(self.explain)
+        self.predict = PredictPage()
+        self.predict.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.predict.model_loaded.connect(self._on_predict_model_loaded)
+        self.stack.addWidget(self.predict)
+        self.live_host = _LiveHost(self)
+        self.live_host.created.connect(self._on_live_created)
+        self.predict.set_live_widget(self.live_host)
+        # The model each of Explain and Predict should show (None: the ImageNet network), given
+        # to the page when it is first shown, so nothing loads for a place nobody opens.
+        self._wanted_model: dict[str, str | None] = {"Explain": None, "Predict": None}
+        self._given_model: dict[str, object] = {"Explain": _UNSET, "Predict": _UNSET}
 
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
@@ -190,6 +232,10 @@ class MainWindow(QMainWindow):
         self.act_reload.setShortcut(QKeySequence("F5"))
         self.act_reload.setStatusTip("List the project folder again (after adding or removing files)")
         self.act_reload.triggered.connect(self.browser.reload)
+        self.act_play = QAction("&Play Mode", self)
+        self.act_play.setShortcut(QKeySequence("F11"))
+        self.act_play.setStatusTip("Full screen, big answers, for kids and demos (Esc leaves)")
+        self.act_play.triggered.connect(self.open_play_mode)
         self.act_quit = QAction("&Quit", self)
         self.act_quit.setShortcut(QKeySequence("Ctrl+Q"))
         self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
@@ -226,6 +272,7 @@ class MainWindow(QMainWindow):
         for a in self.place_actions:
             v.addAction(a)
         v.addSeparator()
+        v.addAction(self.act_play)
         v.addAction(self.act_reload)
         h = mb.addMenu("&Help")
         h.addAction(self.act_about)
@@ -264,12 +311,85 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ places
     def set_place(self, index: int) -> None:
         self.stack.setCurrentIndex(index)
+        self._give_model(PLACES[index])
         self.place_actions[index].setChecked(True)
         if self.sidebar.currentRow() != index:
             self.sidebar.setCurrentRow(index)
 
     def place(self) -> str:
         return PLACES[self.stack.currentIndex()]
+
+    # ------------------------------------------------------------------ models
+    def open_model_in(self, model_path: str | None, place: str = "Predict") -> None:
+        """Show ``model_path`` (None: the ImageNet network) in Explain or Predict, and go there."""
+        self._wanted_model[place] = model_path
+        self.set_place(PLACES.index(place))
+
+    def _set_wanted_models(self, model_path: str | None) -> None:
+        for place in self._wanted_model:
+            self._wanted_model[place] = model_path
+        self._give_model(self.place())
+
+    def _give_model(self, place: str) -> None:
+        page = {"Explain": getattr(self, "explain", None), "Predict": getattr(self, "predict", None)}.get(place)
+        if page is None:
+            return
+        wanted = self._wanted_model[place]
+        if self._given_model[place] is _UNSET or self._given_model[place] != wanted:
+            self._given_model[place] = wanted
+            page.set_model_path(wanted)
+
+    @Slot(str)
+    def _on_training_model_saved(self, path: str) -> None:
+        self._set_wanted_models(path)  # the newest model is what Explain and Predict show next
+
+    def _latest_model(self, store) -> str | None:
+        try:
+            runs = store.runs()
+        except Exception:  # a damaged or locked store: start on the ImageNet network
+            return None
+        done = [r for r in runs if r.model_path and os.path.exists(r.model_path)]
+        return max(done, key=lambda r: r.id).model_path if done else None
+
+    @Slot(str)
+    def _on_predict_model_loaded(self, description: str) -> None:
+        loaded = getattr(self.predict, "loaded", None)
+        if loaded is not None:
+            # Its own copy: the live thread's Grad-CAM hooks must never see the page's passes.
+            self.live_host.set_model(copy.deepcopy(loaded.model), description)
+
+    @property
+    def live(self):
+        """The live camera view, once built (the first time its tab is shown)."""
+        return self.live_host.widget
+
+    def _on_live_created(self, live) -> None:
+        live.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        live.frame_saved.connect(self._on_live_frame_saved)
+
+    @Slot(str)
+    def _on_live_frame_saved(self, path: str) -> None:
+        self.browser.refresh_from_store()
+        self.statusBar().showMessage(f"Saved {os.path.basename(path)} into the dataset", 6000)
+
+    def open_play_mode(self) -> None:
+        """Full-screen play mode for kids and demos (Esc leaves), fed by the live camera view."""
+        self.set_place(PLACES.index("Predict"))
+        self.predict.tabs.setCurrentIndex(self.predict.live_tab_index)
+        live = self.live_host.ensure()
+        if live is None:
+            QMessageBox.information(self, "Play mode", "Play mode needs the camera view, which is not available "
+                                    f"in this installation:\n{self.live_host.error}")
+            return
+        live.open_play_mode()
+
+    @Slot(str)
+    def _on_explain_open_image_requested(self, path: str) -> None:
+        self.set_place(0)
+        self.browser.reveal_path(path)
+
+    def _project_samples(self) -> list[tuple[str, str]]:
+        return [(row[0], row[1]) for row in sorted(self.browser.model.rows()) if row[1]]
 
     def _on_sidebar_current_row_changed(self, row: int) -> None:
         if row >= 0 and row != self.stack.currentIndex():
@@ -326,6 +446,10 @@ class MainWindow(QMainWindow):
         self.browser.attach_project(project, result["rows"], result["classes"])
         self.browser.view.setFocus()
         self._attach_training(path, project)
+        self._set_wanted_models(self._latest_model(project.store))
+        self.predict.set_project(project)
+        self.live_host.set_project(project, busy=lambda: ("the dataset is busy with another change"
+                                                           if self.browser.busy else None))
         self.project_ready.emit(path)
 
     def _attach_training(self, path: str | None, project) -> None:
@@ -466,6 +590,7 @@ class MainWindow(QMainWindow):
 
     def _on_browser_listing_finished(self, n: int) -> None:
         self._on_browser_counts_changed(n, len(self.browser.classes))
+        self.explain.set_project(self.project, self._project_samples())
 
     def _on_browser_counts_changed(self, n: int, c: int) -> None:
         if self.browser.listing:
@@ -523,6 +648,9 @@ class MainWindow(QMainWindow):
             self._demo_job.cancel()
         self._end_demo()
         self.training.shutdown()
+        self.explain.shutdown()
+        self.live_host.shutdown()
+        self.predict.shutdown()
         self._attach_training(None, None)
         self.browser.shutdown()
         super().closeEvent(event)

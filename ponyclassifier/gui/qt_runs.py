@@ -68,6 +68,7 @@ class QtRuns(QWidget):
     run_deleted = Signal(int)
     model_exported = Signal(str)  # path written
     export_failed = Signal(str)
+    open_model_requested = Signal(str, str)  # model file, place ("Explain" or "Predict")
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -115,11 +116,18 @@ class QtRuns(QWidget):
                            ("TorchScript (.pt)…", "torchscript")):
             menu.addAction(label, lambda f=fmt: self._on_export_chosen(f))
         self.export_button.setMenu(menu)
+        self.explain_button = QPushButton("Open in Explain")
+        self.explain_button.setToolTip("See what this run's model learned: filters, response maps, saliency")
+        self.explain_button.clicked.connect(lambda: self._open_selected("Explain"))
+        self.predict_button = QPushButton("Open in Predict")
+        self.predict_button.setToolTip("Try this run's model on your own pictures or a camera")
+        self.predict_button.clicked.connect(lambda: self._open_selected("Predict"))
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
         buttons = QHBoxLayout()
-        for w in (self.refresh_button, self.csv_button, self.delete_button, self.export_button):
+        for w in (self.refresh_button, self.csv_button, self.explain_button, self.predict_button,
+                  self.delete_button, self.export_button):
             buttons.addWidget(w)
         buttons.addStretch(1)
         top = QWidget()
@@ -262,6 +270,20 @@ class QtRuns(QWidget):
         self._jobs = [j for j in self._jobs if not j.cancelled] + [job]
         return job
 
+    def open_run_model(self, run_id: int, place: str) -> bool:
+        """Ask the window to open this run's model in ``place`` ("Explain" or "Predict")."""
+        run = self.run(run_id)
+        if run is None or not run.model_path or not os.path.exists(run.model_path):
+            self._error(f"run {run_id} has no model file (it was not saved, or was deleted)")
+            return False
+        self.open_model_requested.emit(run.model_path, place)
+        return True
+
+    def _open_selected(self, place: str) -> None:
+        ids = self.selected_run_ids()
+        if len(ids) == 1:
+            self.open_run_model(ids[0], place)
+
     # ---------------------------------------------------------------- private
     def _error(self, text: str) -> None:
         self.status.setText(f"<span style='color:#b00020'>{text}</span>")
@@ -271,7 +293,10 @@ class QtRuns(QWidget):
         one = len(ids) == 1
         self.delete_button.setEnabled(one and self.store is not None and not self.store.read_only)
         run = self.run(ids[0]) if one else None
-        self.export_button.setEnabled(bool(run and run.model_path))
+        has_model = bool(run and run.model_path and os.path.exists(run.model_path))
+        self.export_button.setEnabled(has_model)
+        self.explain_button.setEnabled(has_model)
+        self.predict_button.setEnabled(has_model)
         self.csv_button.setEnabled(bool(self.runs))
 
     @Slot()

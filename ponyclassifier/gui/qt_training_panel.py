@@ -84,6 +84,7 @@ class QtTrainingPanel(QWidget):
     training_finished = Signal(object)  # TrainingOutcome
     model_saved = Signal(str)  # the run's model file, once training ended with a model
     relabel_requested = Signal(str, str)  # from the evaluation gallery: path, new class
+    open_model_requested = Signal(str, str)  # from the runs table: model file, "Explain" or "Predict"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -250,6 +251,7 @@ class QtTrainingPanel(QWidget):
         self.tabs.addTab(self.evaluation, "Evaluation")
         self.runs_view = QtRuns()
         self.runs_view.run_activated.connect(self._on_runs_view_run_activated)
+        self.runs_view.open_model_requested.connect(self.open_model_requested)
         self.tabs.addTab(self.runs_view, "Runs")
 
         split = QSplitter(Qt.Orientation.Horizontal)

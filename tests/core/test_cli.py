@@ -153,3 +153,20 @@ def test_existing_model_is_never_overwritten_without_asking(trained_cli, tmp_pat
     r = run("train", data, "--out", model, "--epochs", "1")
     assert r.returncode == 2 and "already exists" in r.stderr
     assert model.read_bytes() == before
+
+
+def test_augmentation_strength_flags(tmp_path):
+    """--no-flip and the strength options reach the training config stored in the model."""
+    from ponyclassifier.core.trained import TrainedModel
+
+    data = make_shapes_dataset(tmp_path / "data", per_class=4, size=24)
+    model = tmp_path / "m.pony"
+    run("train", data, "--out", model, "--epochs", "1", "--device", "cpu", "--no-flip", "--rotation", "5",
+        "--zoom", "0", "--shift", "0.05", "--json", check=0)
+    aug = TrainedModel.load(model).training["augment"]
+    assert aug["horizontal_flip"] is False and aug["rotation"] == 5 and aug["zoom"] == 0
+    assert aug["width_shift"] == aug["height_shift"] == 0.05 and aug["shear"] == 10  # untouched: default
+    r = run("train", data, "--out", tmp_path / "x.pony", "--no-augment", "--no-flip")
+    assert r.returncode == 2 and "--no-augment" in r.stderr and "--no-flip" in r.stderr
+    assert run("train", data, "--out", tmp_path / "x.pony", "--rotation", "400").returncode == 2
+    assert not (tmp_path / "x.pony").exists()

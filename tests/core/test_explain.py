@@ -36,9 +36,8 @@ def box_mask(box, grow: int = 0) -> np.ndarray:
     return m
 
 
-@pytest.fixture(scope="module")
-def square_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("squares")
+def _train_square_model(root, padding=None):
+    """A scratch model that tells "a bright square somewhere" from "no square" (32x32)."""
     rng = np.random.default_rng(0)
     for cls in ("empty", "object"):
         (root / cls).mkdir()
@@ -49,9 +48,15 @@ def square_model(tmp_path_factory):
                 y, x = rng.integers(0, S - w, 2)
                 box = (y, x, w)
             Image.fromarray(square_image(rng, box)).save(root / cls / f"{i:03d}.png")
-    result = Trainer(TrainConfig(recipe="scratch", epochs=8, augment=None, device="cpu", seed=0)).fit(root)
+    with pytest.MonkeyPatch.context() as mp:
+        if padding is not None:  # what model files from before "valid" convolutions have
+            from ponyclassifier.core import models as M
+
+            mp.setattr(M, "SCRATCH_PADDING", padding)
+        result = Trainer(TrainConfig(recipe="scratch", epochs=8, augment=None, device="cpu", seed=0)).fit(root)
     model = result.model
     assert model.classes == ["empty", "object"] and model.image_size == S
+    assert model.architecture["padding"] == (0 if padding is None else padding)
     assert result.history["val_accuracy"][-1] >= 0.9, result.history
     # Test images go through the one preprocessing path, from files like every other input.
     rng = np.random.default_rng(123)
@@ -61,6 +66,19 @@ def square_model(tmp_path_factory):
         Image.fromarray(square_image(rng, box)).save(p)
         images.append(load_input(p, model.image_size, model.channels))
     return model, images
+
+
+@pytest.fixture(scope="module")
+def square_model(tmp_path_factory):
+    """The product's default scratch network ("valid" 3x3 convolutions)."""
+    return _train_square_model(tmp_path_factory.mktemp("squares"))
+
+
+@pytest.fixture(scope="module")
+def square_model_padded(tmp_path_factory):
+    """The same with padded ("same") convolutions: no border effects, so every pixel position
+    can matter equally and a method that follows the object shows it sharply."""
+    return _train_square_model(tmp_path_factory.mktemp("squares_padded"), padding=1)
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +114,8 @@ SALIENCY = {
 
 
 @pytest.mark.parametrize("method", sorted(SALIENCY))
-def test_saliency_points_at_the_object(square_model, method):
-    model, images = square_model
+def test_saliency_points_at_the_object(square_model_padded, method):
+    model, images = square_model_padded
     obj = model.classes.index("object")
     for i, (img, box) in enumerate(zip(images, BOXES)):
         assert E.predict_target(model, img)[0] == obj
@@ -120,6 +138,31 @@ def test_saliency_points_at_the_object(square_model, method):
         # The peak (the mean position of the hottest 3 % of pixels) is on the object.
         ys, xs = np.nonzero(h >= np.quantile(h, 0.97))
         assert box_mask(box, grow=1)[int(round(ys.mean())), int(round(xs.mean()))], (method, i)
+
+
+@pytest.mark.parametrize("method", sorted(SALIENCY))
+def test_saliency_on_the_default_scratch_network(square_model, method):
+    """The product's default network uses "valid" convolutions: a pixel near the border
+    enters fewer 3x3 windows than one in the middle, so pixel gradients there are
+    weaker everywhere off-centre (a real property of such networks, which the maps show).
+    The object still stands out and the peak is on it; Grad-CAM and occlusion, which
+    work on regions, also move with the object as sharply as with padded convolutions."""
+    model, images = square_model
+    obj = model.classes.index("object")
+    for i, (img, box) in enumerate(zip(images, BOXES)):
+        assert E.predict_target(model, img)[0] == obj
+        h = SALIENCY[method](model, img, None)
+        check_map(h, (S, S))
+        far = ~box_mask(box, grow=0 if method in ("grad_cam", "occlusion") else 4)
+        assert h[box_mask(box)].mean() > 2 * h[far].mean(), (method, i)
+        ys, xs = np.nonzero(h >= np.quantile(h, 0.97))
+        grow = 1 if method in ("grad_cam", "occlusion") else 3  # pixel gradients lean to the centre
+        assert box_mask(box, grow=grow)[int(round(ys.mean())), int(round(xs.mean()))], (method, i, ys.mean(), xs.mean())
+        if method in ("grad_cam", "occlusion"):
+            for j, other in enumerate(BOXES):
+                elsewhere = box_mask(other) & far
+                if j != i and elsewhere.sum() >= 9:
+                    assert h[box_mask(box)].mean() > 2 * h[elsewhere].mean(), (method, i, j)
 
 
 def test_saliency_with_explicit_target_and_other_image_sizes(square_model):
@@ -231,11 +274,12 @@ def test_layers_scratch(square_model):
     model, _ = square_model
     layers = E.conv_layers(model)
     assert [l.name for l in layers] == ["conv 1 · 3x3", "conv 2 · 3x3"]
-    assert [l.output_shape for l in layers] == [(32, 32, 32), (64, 16, 16)]
+    # "valid" 3x3 convolutions: 32 -> 30 (pool 15) -> 13
+    assert [l.output_shape for l in layers] == [(32, 30, 30), (64, 13, 13)]
     assert layers[0].in_channels == 3 and layers[1].in_channels == 32 and layers[0].kernel_size == (3, 3)
     assert E.default_cam_layer(model).name == "conv 2 · 3x3"
     # A bare network works too (its input size is inferred).
-    assert [l.output_shape for l in E.conv_layers(model.network)] == [(32, 32, 32), (64, 16, 16)]
+    assert [l.output_shape for l in E.conv_layers(model.network)] == [(32, 30, 30), (64, 13, 13)]
 
 
 def test_layers_efficientnet(imagenet):
@@ -277,19 +321,19 @@ def test_filters(square_model, imagenet):
 def test_activations(square_model, imagenet, cat):
     model, images = square_model
     a = E.activations(model, images[0], "conv 1 · 3x3")
-    assert a.shape == (32, 32, 32) and a.min() >= 0  # after BN + ReLU
+    assert a.shape == (32, 30, 30) and a.min() >= 0  # after BN + ReLU
     raw = E.activations(model, images[0], "conv 2 · 3x3", raw=True)
-    assert raw.shape == (64, 16, 16) and raw.min() < 0
+    assert raw.shape == (64, 13, 13) and raw.min() < 0
     # The first layer responds to the square: its edges/area are more active than the background.
     y, x, w = BOXES[0]
-    energy = np.abs(a).sum(0)
+    energy = np.pad(np.abs(a).sum(0), 1)  # a valid 3x3 map's pixel (i, j) is centred on image pixel (i+1, j+1)
     assert energy[y:y + w, x:x + w].mean() > energy[box_mask(BOXES[0], 3) == 0].mean()
     img = to_uint8_tensor(Image.fromarray(cat), 224)
     e = E.activations(imagenet, img, "block 3 · depthwise 5x5")
     assert e.shape == (144, 28, 28) and 0 <= e.min() and e.max() <= 6  # relu6
     grid = E.tile_maps(e, limit=16)
     assert grid.dtype == np.uint8 and grid.shape == (4 * 28 + 3, 4 * 28 + 3)
-    assert E.tile_maps(a, cols=8, pad=2).shape == (4 * 32 + 3 * 2, 8 * 32 + 7 * 2)
+    assert E.tile_maps(a, cols=8, pad=2).shape == (4 * 30 + 3 * 2, 8 * 30 + 7 * 2)
 
 
 # -------------------------------------------------------- filter visualisation

@@ -11,13 +11,13 @@ def test_scratch_cnn_rows_shapes_and_totals():
     net = M.build_model(arch)
     s = model_summary(net, (3, 32, 32))
     names = [r["name"] for r in s]
-    # two conv blocks for 32 px (pool to about 8x8), then the classifier
+    # two "valid" conv blocks for 32 px (32 -> 30, pool 15 -> 13, pool 6), then the classifier
     assert names[:5] == ["features.0", "features.1", "features.2", "features.3", "features.4"]
     conv1 = s.rows[1]
-    assert conv1["type"] == "Conv2d" and conv1["output_shape"] == (32, 32, 32)
+    assert conv1["type"] == "Conv2d" and conv1["output_shape"] == (32, 30, 30)
     assert conv1["params"] == 3 * 32 * 9 and conv1["trainable"]
     pool2 = [r for r in s if r["type"] == "MaxPool2d"][-1]
-    assert pool2["output_shape"] == (64, 8, 8) and pool2["params"] == 0 and not pool2["trainable"]
+    assert pool2["output_shape"] == (64, 6, 6) and pool2["params"] == 0 and not pool2["trainable"]
     assert s.rows[-1]["output_shape"] == (3,) and s.output_shape == (3,)
     total = sum(p.numel() for p in net.parameters())
     assert s.total_params == total == sum(r["params"] for r in s)

@@ -81,15 +81,40 @@ def test_ctrl_1_to_4_switch_places(qtbot):
     assert w.place() == "Explain"
 
 
-def test_placeholder_pages_are_honest(qtbot):
-    w = _window(qtbot)
-    from PySide6.QtWidgets import QLabel, QPushButton
+@pytest.fixture(scope="module")
+def tiny_model_file(tmp_path_factory):
+    from ponyclassifier.core.engine import TrainConfig, Trainer
 
-    for i in (2, 3):  # Explain and Predict are not built yet; Train is (tests/gui/test_training_panel.py)
-        page = w.stack.widget(i)
-        text = " ".join(lbl.text() for lbl in page.findChildren(QLabel))
-        assert "ponyclassifier " in text and "Coming here" in text
-        assert not page.findChildren(QPushButton)  # no fake controls
+    root = tmp_path_factory.mktemp("tiny")
+    data = make_shapes_dataset(root / "data", per_class=6, size=24)
+    result = Trainer(TrainConfig(recipe="scratch", epochs=1, augment=None, device="cpu", seed=0)).fit(data)
+    path = root / "tiny.pony"
+    result.model.save(path)
+    return str(path), data
+
+
+def test_explain_and_predict_follow_the_model_chosen(qtbot, tiny_model_file):
+    """A run's model opened from the Train place, or a newly trained one, is what Explain and
+    Predict show; the live camera view gets its own copy of Predict's model."""
+    path, data = tiny_model_file
+    w = _window(qtbot)
+    with qtbot.waitSignal(w.browser.listing_finished, timeout=30000):
+        w.open_project(str(data))
+    with qtbot.waitSignal(w.predict.model_loaded, timeout=60000):
+        w.training.runs_view.open_model_requested.emit(path, "Predict")
+    assert w.place() == "Predict" and w.predict.loaded.path == path
+    assert w.live is None  # the camera view (QtMultimedia) is built only when its tab is first shown
+    live_model = w.live_host._model[0]
+    assert live_model is not None and live_model is not w.predict.loaded.model
+    assert live_model.classes == w.predict.loaded.model.classes == ["circle", "square", "triangle"]
+    # A model saved by training becomes the one both places show, Explain when it is opened.
+    w.training.model_saved.emit(path)
+    with qtbot.waitSignal(w.explain.model_loaded, timeout=60000):
+        w.set_place(PLACES.index("Explain"))
+    assert w.place() == "Explain"
+    w.set_place(0)
+    with qtbot.assertNotEmitted(w.explain.model_loaded, wait=500):
+        w.set_place(PLACES.index("Explain"))  # the same model again: nothing reloads
 
 
 def test_window_state_is_saved_and_restored(qtbot, tmp_path):
