@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -246,10 +248,27 @@ def _describe_convs(net: nn.Module) -> list[tuple[str, str, str, str, str | None
     return out
 
 
+_LAYERS_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+_LAYERS_LOCK = threading.Lock()
+
+
 def conv_layers(model: Any) -> list[LayerInfo]:
     """Every convolution of the network in forward order, with its output shape for the
-    model's input size (found by one forward pass of a blank image)."""
+    model's input size (found by one forward pass of a blank image, once per network and
+    input size: a network's layers never change, and saliency or live Grad-CAM ask often)."""
     net = _network(model)
+    key = (_input_size(model, net) or 224, _input_channels(model, net))
+    with _LAYERS_LOCK:
+        cached = _LAYERS_CACHE.get(net, {}).get(key)
+    if cached is not None:
+        return list(cached)
+    layers = _conv_layers(model, net)
+    with _LAYERS_LOCK:
+        _LAYERS_CACHE.setdefault(net, {})[key] = tuple(layers)
+    return layers
+
+
+def _conv_layers(model: Any, net: nn.Module) -> list[LayerInfo]:
     described = _describe_convs(net)
     mods = dict(net.named_modules())
     size = _input_size(model, net) or 224

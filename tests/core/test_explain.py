@@ -373,3 +373,20 @@ def test_maximize_filter_should_stop_and_efficientnet(imagenet):
     assert r[1] > r[0] + 0.5, r
     with pytest.raises(ValueError):
         E.maximize_filter(imagenet, layer, 10_000)
+
+
+def test_conv_layers_are_listed_once_per_network_and_size(square_model, monkeypatch):
+    """Saliency and live Grad-CAM ask for the layers on every call: the forward pass that
+    finds their shapes runs once per network and input size."""
+    model, images = square_model
+    calls = []
+    real = E._conv_layers
+    monkeypatch.setattr(E, "_conv_layers", lambda m, net: calls.append(1) or real(m, net))
+    E._LAYERS_CACHE.clear()
+    first = E.conv_layers(model)
+    for _ in range(3):
+        E.grad_cam(model, images[0])
+        assert E.conv_layers(model) == first
+    assert len(calls) == 1
+    other = E.conv_layers(model.network)  # a bare network: the same size, inferred
+    assert other == first and len(calls) == 1
