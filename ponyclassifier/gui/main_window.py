@@ -312,6 +312,7 @@ class MainWindow(QMainWindow):
     def set_place(self, index: int) -> None:
         self.stack.setCurrentIndex(index)
         self._give_model(PLACES[index])
+        self._refresh_explain_samples()
         self.place_actions[index].setChecked(True)
         if self.sidebar.currentRow() != index:
             self.sidebar.setCurrentRow(index)
@@ -387,6 +388,13 @@ class MainWindow(QMainWindow):
     def _on_explain_open_image_requested(self, path: str) -> None:
         self.set_place(0)
         self.browser.reveal_path(path)
+
+    def _refresh_explain_samples(self) -> None:
+        """Explain's image chooser lists the project's images; it is refilled only while
+        Explain is shown (at 20,000 images that takes tens of milliseconds)."""
+        if getattr(self, "_explain_samples_stale", False) and self.place() == "Explain" and not self.browser.listing:
+            self._explain_samples_stale = False
+            self.explain.set_project(self.project, self._project_samples())
 
     def _project_samples(self) -> list[tuple[str, str]]:
         return [(row[0], row[1]) for row in sorted(self.browser.model.rows()) if row[1]]
@@ -590,11 +598,14 @@ class MainWindow(QMainWindow):
 
     def _on_browser_listing_finished(self, n: int) -> None:
         self._on_browser_counts_changed(n, len(self.browser.classes))
-        self.explain.set_project(self.project, self._project_samples())
+        self._explain_samples_stale = True
+        self._refresh_explain_samples()
 
     def _on_browser_counts_changed(self, n: int, c: int) -> None:
+        self._explain_samples_stale = True  # labelling changed: Explain's image list follows when shown
         if self.browser.listing:
             return
+        self._refresh_explain_samples()
         self.count_label.setText(f"{n:,} image{'s' if n != 1 else ''} in {c} class{'es' if c != 1 else ''}")
 
     def _on_browser_status_message(self, text: str, ms: int) -> None:

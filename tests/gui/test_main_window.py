@@ -3,6 +3,8 @@ the error hook (RELIABILITY case 23)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtTest import QTest
@@ -112,9 +114,19 @@ def test_explain_and_predict_follow_the_model_chosen(qtbot, tiny_model_file):
     with qtbot.waitSignal(w.explain.model_loaded, timeout=60000):
         w.set_place(PLACES.index("Explain"))
     assert w.place() == "Explain"
+    assert sorted(w.explain.samples) == sorted((r[0], r[1]) for r in w.browser.model.rows())
     w.set_place(0)
     with qtbot.assertNotEmitted(w.explain.model_loaded, wait=500):
         w.set_place(PLACES.index("Explain"))  # the same model again: nothing reloads
+    # A relabelled image is listed under its new class the next time Explain is shown.
+    w.set_place(0)
+    moved = next(p for p, c in w.explain.samples if c == "circle")
+    with qtbot.waitSignal(w.browser.counts_changed, timeout=30000):
+        w.browser.relabel_paths([moved], "square")
+    qtbot.waitUntil(lambda: not w.browser.busy, timeout=30000)
+    w.set_place(PLACES.index("Explain"))
+    assert not any(p == moved for p, _ in w.explain.samples)
+    assert any(c == "square" and os.path.basename(p) == os.path.basename(moved) for p, c in w.explain.samples)
 
 
 def test_window_state_is_saved_and_restored(qtbot, tmp_path):
