@@ -23,13 +23,42 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from .folders import class_files, list_class_folders
 from .images import ImageError, decode_image, is_candidate_file
 from .store import STORE_DIR, ProjectStore
 
 TRASH = "trash"
+UNLABELLED = ""  # the "class" of images lying in the project root, not in a class folder
+TEST_FOLDER_KEY = "test_folder"
+SPLIT_SETTINGS_KEY = "split_settings"
+
+
+def iter_project_files(root: str | os.PathLike) -> Iterator[tuple[str, str]]:
+    """Every image candidate of a class-folder project as ``(absolute path, class)``, class
+    by class in sorted order; images in the root itself come last with class
+    :data:`UNLABELLED`. The rules of :mod:`.folders` (hidden folders skipped, sorted) on
+    plain strings: on 20,000 files this is 3x quicker than ``Path`` objects, which matters
+    because the GUI lists on a worker thread that shares the interpreter lock."""
+    root = os.path.abspath(os.fspath(root))
+    for name in list_class_folders(root):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, name), followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for f in sorted(filenames):
+                if is_candidate_file(f):
+                    yield os.path.join(dirpath, f), name
+    for f in sorted(root_files(root)):
+        yield os.path.join(root, f), UNLABELLED
+
+
+def root_files(root: str | os.PathLike) -> list[str]:
+    """Names of image candidates lying directly in the project root (unlabelled images)."""
+    try:
+        with os.scandir(root) as it:
+            return sorted(e.name for e in it if is_candidate_file(e.name) and e.is_file(follow_symlinks=False))
+    except OSError:
+        return []
 _JOURNAL_SQL = """CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, kind TEXT NOT NULL,
     moves TEXT NOT NULL, state TEXT NOT NULL)"""
@@ -126,21 +155,90 @@ class Project:
         return Path(path).resolve().relative_to(self.root).as_posix()
 
     def class_of(self, path: str | os.PathLike) -> str:
-        return self.rel(path).split("/", 1)[0]
+        rel = self.rel(path)
+        return rel.split("/", 1)[0] if "/" in rel else UNLABELLED
 
     def sync(self) -> None:
-        """Bring the store in line with the folder (files added or removed by other tools)."""
+        """Bring the store in line with the folder (files added or removed by other tools).
+        Images lying in the project root are recorded as unlabelled (class "")."""
         on_disk: dict[str, str] = {}
-        for c in self.classes():
-            for p in class_files(self.root / c):
-                on_disk[self.rel(p)] = c
-        known = {r["relpath"] for r in self.store.images()}
-        gone = known - on_disk.keys()
+        for path, c in iter_project_files(self.root):
+            on_disk[Path(path).relative_to(self.root).as_posix()] = c
+        known = {r["relpath"]: r["class"] for r in self.store.images()}
+        gone = known.keys() - on_disk.keys()
         if gone:
             self.store.remove_images(sorted(gone))
-        new = [{"relpath": r, "class": c} for r, c in on_disk.items() if r not in known]
+        new = [{"relpath": r, "class": c, "status": "unlabelled" if c == UNLABELLED else "ok"}
+               for r, c in on_disk.items() if r not in known]
         if new:
             self.store.upsert_images(new)
+
+    # ---------------------------------------------------------- status, splits
+    def set_statuses(self, statuses: dict[str, tuple[str, str | None]]) -> int:
+        """Record per-image status and reason, keyed by absolute path or relpath, e.g.
+        ``{path: ("bad", "unsupported file")}`` for a file that cannot be decoded, or
+        ``("ok", None)`` once it reads again. Unlabelled images stay unlabelled while
+        readable. One transaction; returns how many rows changed."""
+        known = {r["relpath"]: r for r in self.store.images()}
+        rows = {}
+        for p, (status, reason) in statuses.items():
+            rel = self.rel(p) if os.path.isabs(os.fspath(p)) else os.fspath(p)
+            r = known.get(rel)
+            if r is None:
+                continue
+            if status == "ok" and r["class"] == UNLABELLED:
+                status = "unlabelled"
+            rows[rel] = (status, reason)
+        return self.store.set_statuses(rows) if rows else 0
+
+    def make_splits(self, val_fraction: float = 0.2, seed: int = 0) -> dict[str, int]:
+        """(Re)make the train/validation split of every labelled image: seeded and
+        stratified (each class split on its own, by a seeded hash of the path, see
+        :func:`.splits.split_indices`). Unlabelled images get no split. Returns
+        ``{"train": n, "val": n}``; the fraction and seed are remembered in the store."""
+        from .splits import split_indices  # noqa: PLC0415 (numpy; only when splitting)
+
+        if not 0 < val_fraction < 1:
+            raise ProjectError(f"the validation share must be between 0 and 1, not {val_fraction}")
+        rows = [r for r in self.store.images() if r["class"] != UNLABELLED]
+        classes = sorted({r["class"] for r in rows})
+        index = {c: i for i, c in enumerate(classes)}
+        train, val = split_indices([str(self.root / r["relpath"]) for r in rows],
+                                   [index[r["class"]] for r in rows], self.root, val_fraction, int(seed))
+        splits: dict[str, str | None] = {r["relpath"]: None for r in self.store.images() if r["class"] == UNLABELLED}
+        splits.update({rows[i]["relpath"]: "train" for i in train})
+        splits.update({rows[i]["relpath"]: "val" for i in val})
+        with self.store.transaction():
+            self.store.set_splits(splits)
+            self.store.set_meta(SPLIT_SETTINGS_KEY, json.dumps({"val_fraction": val_fraction, "seed": int(seed)}))
+        return {"train": len(train), "val": len(val)}
+
+    def split_settings(self) -> dict | None:
+        """The fraction and seed of the last :meth:`make_splits`, or None."""
+        raw = self.store.meta(SPLIT_SETTINGS_KEY)
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    @property
+    def test_folder(self) -> str | None:
+        """The optional external test folder (class subfolders like the project's), whose
+        images are never trained on; None when there is none."""
+        return self.store.meta(TEST_FOLDER_KEY)
+
+    def set_test_folder(self, folder: str | os.PathLike | None) -> None:
+        """Choose (or with None, clear) the external test folder, stored in the project."""
+        if folder is None:
+            self.store.set_meta(TEST_FOLDER_KEY, None)
+            return
+        path = Path(folder).resolve()
+        if not path.is_dir():
+            raise ProjectError(f"{path}: not a folder")
+        if path == self.root or self.root in path.parents or path in self.root.parents:
+            raise ProjectError(f"{path}: the test folder must be outside the project folder (and not contain "
+                               "it), or its images would be trained on")
+        self.store.set_meta(TEST_FOLDER_KEY, str(path))
 
     # ------------------------------------------------------------- the journal
     def _journal_begin(self, kind: str, moves: list[tuple[str, str]]) -> int:
@@ -355,11 +453,14 @@ class Project:
             if dst.startswith(trash):
                 gone.append(self.rel(src))
             elif src.startswith(trash):
-                back.append({"relpath": self.rel(dst), "class": self.class_of(dst)})
+                cls = self.class_of(dst)
+                back.append({"relpath": self.rel(dst), "class": cls,
+                             "status": "unlabelled" if cls == UNLABELLED else "ok"})
             else:
                 moved.append((self.rel(src), self.rel(dst), self.class_of(dst)))
         known = {r["relpath"] for r in self.store.images()} if moved else set()
-        missing = [{"relpath": s, "class": s.split("/", 1)[0]} for s, _, _ in moved if s not in known]
+        missing = [{"relpath": s, "class": s.split("/", 1)[0] if "/" in s else UNLABELLED,
+                    "status": "ok" if "/" in s else "unlabelled"} for s, _, _ in moved if s not in known]
         if missing:  # files the store had not seen yet (added by another tool): record, then move
             self.store.upsert_images(missing)
         if moved:

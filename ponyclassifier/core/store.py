@@ -270,14 +270,43 @@ class ProjectStore:
         return n
 
     def move_images(self, moves: Iterable[tuple[str, str, str]]) -> None:
-        """(old relpath, new relpath, new class) for each moved file, all-or-nothing."""
+        """(old relpath, new relpath, new class) for each moved file, all-or-nothing. A file
+        moved into a class is labelled; one moved to the project root (class "") is not."""
         with self.transaction() as c:
             for old, new, cls in moves:
-                cur = c.execute("UPDATE images SET relpath=?, class=?, updated=? WHERE relpath=?",
-                                (new, cls, time.time(), old))
+                cur = c.execute("""UPDATE images SET relpath=?, class=?, updated=?,
+                                       status=CASE WHEN ?='' THEN 'unlabelled'
+                                                   WHEN status='unlabelled' THEN 'ok' ELSE status END
+                                   WHERE relpath=?""",
+                                (new, cls, time.time(), cls, old))
                 if cur.rowcount != 1:
                     raise StoreError(f"{old}: not in the project store")
                 c.execute("DELETE FROM thumbnails WHERE relpath=?", (old,))
+
+    def set_statuses(self, statuses: dict[str, tuple[str, str | None]]) -> int:
+        """Per image (relpath): (status, reason), all-or-nothing; returns how many rows changed.
+        Unknown paths are skipped (the file left while its status was being found)."""
+        for status, _ in statuses.values():
+            if status not in STATUSES:
+                raise StoreError(f"unknown image status {status!r}")
+        n = 0
+        with self.transaction() as c:
+            for relpath, (status, reason) in statuses.items():
+                n += c.execute("UPDATE images SET status=?, reason=?, updated=? WHERE relpath=? "
+                               "AND (status IS NOT ? OR reason IS NOT ?)",
+                               (status, reason, time.time(), relpath, status, reason)).rowcount
+        return n
+
+    def meta(self, key: str) -> str | None:
+        r = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return r["value"] if r else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.transaction() as c:
+            if value is None:
+                c.execute("DELETE FROM meta WHERE key=?", (key,))
+            else:
+                c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def remove_images(self, relpaths: Iterable[str]) -> None:
         with self.transaction() as c:
@@ -301,7 +330,8 @@ class ProjectStore:
         return [dict(r) for r in self.conn.execute(q + " ORDER BY relpath", args)]
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """{class: {"train": n, "val": n, "test": n, "unassigned": n, "bad": n, "total": n}}."""
+        """{class: {"train": n, "val": n, "test": n, "unassigned": n, "bad": n, "total": n}};
+        images in the project root, not in a class folder, count under class ""."""
         out: dict[str, dict[str, int]] = {}
         for r in self.conn.execute("SELECT class, split, status, COUNT(*) n FROM images GROUP BY class, split, status"):
             d = out.setdefault(r["class"], {"train": 0, "val": 0, "test": 0, "unassigned": 0, "bad": 0, "total": 0})

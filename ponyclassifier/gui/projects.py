@@ -136,7 +136,8 @@ def assign_missing_splits(project, val_fraction: float = VAL_FRACTION, seed: int
     Images that already have a split keep it, so a user's or an earlier run's choice stays;
     the core orders each class by a hash of the path, so new images rarely shift old ones.
     """
-    rows = project.store.images()
+    # Unlabelled images (class "": lying in the project root) get a split once they have a class.
+    rows = [r for r in project.store.images() if r["class"]]
     if all(r["split"] for r in rows) or project.read_only:
         return 0
     from ..core.splits import split_indices  # noqa: PLC0415

@@ -7,6 +7,9 @@ standing in for one (``QMediaPlayer``, looped, for demos and tests); both feed o
 one to a QImage and shows it, so a slow machine drops frames instead of lagging behind.
 Shots are written as PNG into a private temp folder and then imported, so they are
 journaled, undoable and never overwrite a file; a burst becomes one import (one undo).
+The PNG encoding, the writes and the import run on a worker (:func:`.workers.run_job`),
+one save at a time; shots taken meanwhile wait their turn. While a save runs, closing
+the dialog waits for it (a fraction of a second), so the project is never left half-done.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from PySide6.QtWidgets import (
 
 from ..core.project import ProjectError
 from ..core.project import _check_class_name as check_class_name
+from . import workers
 
 __all__ = ["QtCaptureDialog"]
 
@@ -69,7 +73,9 @@ class QtCaptureDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Capture images")
         self.project = project
-        self._tmp = tempfile.mkdtemp(prefix="ponyclassifier-capture-")
+        self._save_job: workers.Job | None = None
+        self._save_queue: list[tuple[str, list[tuple[QImage, str]]]] = []  # (class, [(image, name)])
+        self._close_result: int | None = None  # done() asked for while a save ran
         self._latest: QVideoFrame | None = None
         self._dirty = False
         self._last_image: QImage | None = None
@@ -77,7 +83,7 @@ class QtCaptureDialog(QDialog):
         self.saved: list[str] = []  # every file this dialog added to the project
         self._shot_no = 0
         self._burst_left = 0
-        self._burst_files: list[str] = []
+        self._burst_files: list[tuple[QImage, str]] = []
         self._countdown = 0
         self._closed = False
 
@@ -227,10 +233,19 @@ class QtCaptureDialog(QDialog):
         self._fill_sources(select="file:" + path)
         self._start_selected()
 
-    def take_photo(self) -> list[str]:
-        """Save the frame on screen into the target class; the new file's path (or [])."""
-        tmp = self._grab_to_temp()
-        return self._import([tmp]) if tmp else []
+    @property
+    def saving(self) -> bool:
+        """Pictures are being written into the project (on a worker)."""
+        return self._save_job is not None or bool(self._save_queue)
+
+    def take_photo(self) -> bool:
+        """Save the frame on screen into the target class, on a worker; ``images_captured``
+        follows with the new file's path. False (and ``capture_failed``) when no shot."""
+        shot = self._grab()
+        if shot is None:
+            return False
+        self._save(self.target_class, [shot])
+        return True
 
     def start_burst(self, count: int | None = None, interval_ms: int | None = None,
                     countdown_s: int | None = None) -> None:
@@ -268,17 +283,17 @@ class QtCaptureDialog(QDialog):
         self._burst_timer.stop()
         self._render_timer.stop()
         self._stop_sources()
-        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def done(self, r: int) -> None:
         if self.bursting:
             self.stop_burst()
+        if self.saving:  # finish writing first: the project must not be closed under the worker
+            self._close_result = r
+            self._set_can_capture(False)
+            self.status.setText("Saving the last pictures…")
+            return
         self.shutdown()
         super().done(r)
-
-    def closeEvent(self, event) -> None:
-        self.shutdown()
-        super().closeEvent(event)
 
     # ---------------------------------------------------------------- sources
     def _fill_sources(self, select: str | None = None) -> None:
@@ -444,7 +459,8 @@ class QtCaptureDialog(QDialog):
             return False
         return True
 
-    def _grab_to_temp(self) -> str | None:
+    def _grab(self) -> tuple[QImage, str] | None:
+        """The frame on screen and its file name (the PNG is written later, on a worker)."""
         if not self._check_class():
             return None
         img = self._current_image()
@@ -453,33 +469,71 @@ class QtCaptureDialog(QDialog):
             return None
         self._shot_no += 1
         name = f"{self.target_class}-{time.strftime('%Y%m%d-%H%M%S')}-{self._shot_no:03d}.png"
-        path = os.path.join(self._tmp, name)
-        if not img.save(path, "PNG"):
-            self._error(f"Could not write {path} (is the disk full?)")
-            return None
         self._add_thumb(img, name)
-        return path
+        return img, name
 
-    def _import(self, tmp_files: list[str]) -> list[str]:
-        cls = self.target_class
-        try:
-            op = self.project.import_files(tmp_files, cls)
-        except Exception as e:  # read-only project, bad class name, full disk: say so, keep running
-            self._error(f"Could not add the pictures to {cls}: {e}")
-            return []
-        finally:
-            for f in tmp_files:
-                try:
-                    os.unlink(f)
-                except OSError:
-                    pass
+    def _save(self, cls: str, shots: list[tuple[QImage, str]]) -> None:
+        self._save_queue.append((cls, shots))
+        self._start_save()
+
+    def _start_save(self) -> None:
+        if self._save_job is not None or not self._save_queue:
+            return
+        cls, shots = self._save_queue.pop(0)
+        project = self.project
+
+        def work(state):
+            # a private folder per save; the names are unique within it, and the import
+            # picks new names for collisions in the class folder (never overwriting)
+            tmp = tempfile.mkdtemp(prefix="ponyclassifier-capture-")
+            try:
+                files, failed = [], []
+                for img, name in shots:
+                    path = os.path.join(tmp, name)
+                    if img.save(path, "PNG"):
+                        files.append(path)
+                    else:
+                        failed.append(name)
+                op = project.import_files(files, cls) if files else None
+                return op, failed
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        self._save_job = workers.run_job(
+            work,
+            on_finished=lambda result: self._on_save_finished(cls, result),
+            on_failed=lambda message, tb: self._on_save_failed(cls, message))
+
+    def _on_save_failed(self, cls: str, message: str) -> None:
+        self._save_job = None
+        # read-only project, bad class name, full disk: say so, keep running
+        self._error(f"Could not add the pictures to {cls}: {message}")
+        self._after_save()
+
+    def _on_save_finished(self, cls: str, result) -> None:
+        self._save_job = None
+        op, failed = result
+        if failed:
+            self._error(f"Could not write {len(failed)} picture(s) (is the disk full?)")
+        if op is not None:
+            self._imported(cls, op)
+        self._after_save()
+
+    def _after_save(self) -> None:
+        if self._save_queue:
+            self._start_save()
+        elif self._close_result is not None:
+            r, self._close_result = self._close_result, None
+            self.done(r)
+
+    def _imported(self, cls: str, op) -> list[str]:
         added = [r.target for r in op.results if r.target]
         bad = [r for r in op.results if r.error]
         self.saved += added
         if cls not in [self.class_combo.itemText(i) for i in range(self.class_combo.count())]:
             self.class_combo.addItem(cls)
             self.class_combo.setCurrentIndex(self.class_combo.count() - 1)
-        self._retarget_thumbs(tmp_files, op.results)
+        self._retarget_thumbs(op.results)
         msg = f"Saved {len(added)} picture(s) into <b>{html.escape(cls)}</b>."
         if bad:
             msg += f" {len(bad)} failed: {html.escape(bad[0].error)}"
@@ -503,7 +557,7 @@ class QtCaptureDialog(QDialog):
         while self.strip.count() > 200:  # the strip is a reminder, not an archive
             self.strip.takeItem(self.strip.count() - 1)
 
-    def _retarget_thumbs(self, tmp_files: list[str], results) -> None:
+    def _retarget_thumbs(self, results) -> None:
         """Point each thumbnail at the file it became in the project (or mark it failed)."""
         by_name = {os.path.basename(r.source): r for r in results}
         for i in range(self.strip.count()):
@@ -530,7 +584,7 @@ class QtCaptureDialog(QDialog):
             return
         if self._burst_left <= 0:
             return
-        tmp = self._grab_to_temp()
+        tmp = self._grab()
         if tmp is None:  # no frame or bad class: end here with what we have
             self._burst_left = 0
             self._finish_burst()
@@ -552,4 +606,4 @@ class QtCaptureDialog(QDialog):
         self._set_can_capture(self.has_frame)
         self._set_dirty()
         if files:
-            self._import(files)
+            self._save(self.target_class, files)

@@ -29,6 +29,7 @@ from typing import Callable
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QTimer,
     QItemSelection,
     QItemSelectionModel,
     QMimeData,
@@ -57,9 +58,12 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QButtonGroup,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -72,9 +76,11 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QSpinBox,
     QSplitter,
     QStackedWidget,
     QStyle,
+    QStyledItemDelegate,
     QTabWidget,
     QToolButton,
     QTreeWidget,
@@ -184,6 +190,31 @@ def local_files_from_mime(mime: QMimeData) -> list[str]:
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
 
 
+def list_project(root: str, state: workers.JobState, chunk: int = 1000) -> dict:
+    """Worker: list a class-folder project (:func:`..core.project.iter_project_files`),
+    handing rows to the GUI in chunks: partial results ``("classes", [name, ...])`` then
+    ``("rows", [(path, class), ...])``; images in the root have class "" (unlabelled)."""
+    from ..core.folders import list_class_folders  # noqa: PLC0415 (torch-free)
+    from ..core.project import iter_project_files  # noqa: PLC0415
+
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: not a folder")
+    classes = list_class_folders(root)
+    state.partial(("classes", classes))
+    batch: list[tuple[str, str]] = []
+    total = 0
+    for item in iter_project_files(root):
+        batch.append(item)
+        if len(batch) >= chunk:
+            total += len(batch)
+            state.partial(("rows", batch))
+            batch = []
+    if batch:
+        total += len(batch)
+        state.partial(("rows", batch))
+    return {"root": root, "classes": classes, "total": total}
+
+
 class ThumbnailModel(QAbstractListModel):
     """All images of a project, filtered by class, split and status; thumbnails load only for
     shown rows. Rows are kept in path order so changes can be applied incrementally."""
@@ -235,19 +266,12 @@ class ThumbnailModel(QAbstractListModel):
         path = self._rows[row]
         cls, split, status, reason = self._entries[path]
         if role == Qt.ItemDataRole.DecorationRole:
-            pm = self._pixmaps.get(path)
-            if pm is not None:
-                self._pixmaps.move_to_end(path)
-                return pm
-            if path in self.broken:
-                return self.broken_icon
-            self.requests += 1
-            self._loader.request_thumbnail(path)
-            return self.placeholder
+            return self._decoration(path)
         if role == Qt.ItemDataRole.DisplayRole:
             return os.path.basename(path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            tip = f"{os.path.basename(path)}\nclass: {cls}"
+            tip = f"{os.path.basename(path)}\nclass: {cls}" if cls else \
+                f"{os.path.basename(path)}\nunlabelled: in the project folder itself, not in a class folder"
             if split:
                 tip += f" · {split}"
             if status != "ok":
@@ -283,7 +307,7 @@ class ThumbnailModel(QAbstractListModel):
         new = []
         for path, cls in batch:
             if path not in entries:
-                entries[path] = [cls, None, "ok", None]
+                entries[path] = [cls, None, "ok" if cls else "unlabelled", None]
                 if (flt is None or cls == flt) if plain else self._passes(path):
                     new.append(path)
         self._insert(new)
@@ -305,6 +329,23 @@ class ThumbnailModel(QAbstractListModel):
         self._refilter()
         for p in changed:
             self._changed(p, [ClassRole, SplitRole, StatusRole, Qt.ItemDataRole.ToolTipRole])
+
+    def set_statuses(self, statuses: dict[str, tuple[str, str | None]]) -> None:
+        """Apply statuses the store has recorded (path -> (status, reason))."""
+        changed = []
+        for path, (status, reason) in statuses.items():
+            e = self._entries.get(path)
+            if e is None:
+                continue
+            if status == "ok" and not e[0]:
+                status = "unlabelled"
+            if (e[2], e[3]) != (status, reason):
+                e[2], e[3] = status, reason
+                changed.append(path)
+        if self._status is not None:
+            self._refilter()
+        for p in changed:
+            self._changed(p, [StatusRole, Qt.ItemDataRole.ToolTipRole])
 
     # -- filtering
     @property
@@ -428,6 +469,25 @@ class ThumbnailModel(QAbstractListModel):
 
     def has_thumbnail(self, row: int) -> bool:
         return self._rows[row] in self._pixmaps
+
+    def cell(self, row: int) -> tuple[QPixmap, str] | None:
+        """What the grid's delegate paints for ``row``: the decoration (asking the loader
+        for the thumbnail when it is missing) and the file name, in one call."""
+        if row < 0 or row >= len(self._rows):
+            return None
+        path = self._rows[row]
+        return self._decoration(path), os.path.basename(path)
+
+    def _decoration(self, path: str) -> QPixmap:
+        pm = self._pixmaps.get(path)
+        if pm is not None:
+            self._pixmaps.move_to_end(path)
+            return pm
+        if path in self.broken:
+            return self.broken_icon
+        self.requests += 1
+        self._loader.request_thumbnail(path)
+        return self.placeholder
 
     # -- loader results (GUI thread)
     @Slot(str, QImage)
@@ -645,6 +705,46 @@ class _ClassTree(QTreeWidget):
         super().clear()
 
 
+class _ThumbDelegate(QStyledItemDelegate):
+    """Paints a grid cell (thumbnail over its elided file name) with one call into Python.
+
+    The stock delegate asks the model for eight roles per painted cell, each a separate
+    call from C++ into Python that must take the GIL; while a worker runs Python (listing
+    a big folder, decoding) each of those waits its turn, and a screenful of them added up
+    to 100-200 ms freezes. Here a cell costs one Python call (plus ``flags``)."""
+
+    def __init__(self, model: "ThumbnailModel", parent=None):
+        super().__init__(parent)
+        self._model = model
+        self._elided: dict[tuple[str, int], str] = {}
+
+    def paint(self, painter: QPainter, option, index: QModelIndex) -> None:
+        cell = self._model.cell(index.row())
+        if cell is None:
+            return
+        pm, name = cell
+        widget = option.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, widget)
+        r = option.rect
+        painter.drawPixmap(r.x() + (r.width() - pm.width()) // 2, r.y() + 3, pm)
+        width = r.width() - 6
+        key = (name, width)
+        text = self._elided.get(key)
+        if text is None:
+            if len(self._elided) > 20000:
+                self._elided.clear()
+            text = self._elided[key] = option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        painter.setPen(option.palette.color(role))
+        painter.drawText(QRect(r.x() + 3, r.y() + 5 + pm.height(), width, r.height() - pm.height() - 6),
+                         Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, text)
+
+    def sizeHint(self, option, index: QModelIndex) -> QSize:
+        return QSize(THUMB_SIZE + 22, THUMB_SIZE + 30)
+
+
 class _Grid(QListView):
     """The thumbnail grid: number keys move the selection to a class, files from the
     desktop are imported into the class shown, selected images drag onto the class list."""
@@ -771,6 +871,98 @@ class ImportReport(QDialog):
         lay.addWidget(buttons)
 
 
+class SplitsDialog(QDialog):
+    """The project's splits, visible and editable: per-class counts, the seeded stratified
+    train/validation split (share and seed), and the optional external test folder."""
+
+    def __init__(self, browser: "QtDatasetBrowser", parent=None):
+        super().__init__(parent)
+        self.browser = browser
+        self.setWindowTitle("Splits")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        intro = QLabel("Training learns from the <b>train</b> images; the <b>validation</b> images are held back "
+                       "to check it honestly. Each class is split on its own (stratified), by a seeded shuffle, "
+                       "so the same seed always gives the same split.")
+        intro.setWordWrap(True)
+        self.table = QTreeWidget()
+        self.table.setRootIsDecorated(False)
+        self.table.setUniformRowHeights(True)
+        self.table.setHeaderLabels(["Class", "Train", "Validation", "Test", "No split"])
+        self.table.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.fraction = QDoubleSpinBox()
+        self.fraction.setRange(5, 50)
+        self.fraction.setDecimals(0)
+        self.fraction.setSuffix(" %")
+        self.fraction.setToolTip("The share of each class held back for validation")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 1_000_000)
+        self.seed.setToolTip("Another number gives another (but repeatable) choice of validation images")
+        self.make_button = QPushButton("Make Split")
+        self.make_button.setToolTip("Split every class again with this share and seed (replaces the current split)")
+        self.make_button.clicked.connect(self._on_make_button_clicked)
+        self.test_label = QLabel()
+        self.test_label.setWordWrap(True)
+        self.test_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.choose_test = QPushButton("Choose…")
+        self.choose_test.setToolTip("A folder with the same class subfolders, photographed elsewhere: the fairest "
+                                    "test of how the model does on new pictures. It is never trained on.")
+        self.choose_test.clicked.connect(self._on_choose_test_clicked)
+        self.clear_test = QPushButton("Clear")
+        self.clear_test.setToolTip("Stop using an external test folder (the folder itself is not touched)")
+        self.clear_test.clicked.connect(lambda: self.browser.set_test_folder(None))
+        form = QFormLayout()
+        split_row = QHBoxLayout()
+        split_row.addWidget(self.fraction)
+        split_row.addWidget(QLabel("seed"))
+        split_row.addWidget(self.seed)
+        split_row.addStretch(1)
+        split_row.addWidget(self.make_button)
+        form.addRow("Validation share", split_row)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_label, 1)
+        test_row.addWidget(self.choose_test)
+        test_row.addWidget(self.clear_test)
+        form.addRow("External test folder", test_row)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        lay = QVBoxLayout(self)
+        lay.addWidget(intro)
+        lay.addWidget(self.table, 1)
+        lay.addLayout(form)
+        lay.addWidget(buttons)
+        self.resize(560, 420)
+        settings = browser.split_settings or {}
+        self.fraction.setValue(round(100 * float(settings.get("val_fraction", 0.2))))
+        self.seed.setValue(int(settings.get("seed", 0)))
+        browser.counts_changed.connect(self.refresh)
+        browser.splits_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self, *args) -> None:
+        b = self.browser
+        self.table.clear()
+        for c in b.classes:
+            d = b.split_counts.get(c, {})
+            it = QTreeWidgetItem([c] + [f"{d.get(k, 0):,}" for k in ("train", "val", "test", "unassigned")])
+            for col in range(1, 5):
+                it.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.addTopLevelItem(it)
+        folder = b.test_folder
+        self.test_label.setText(folder or "<i>none</i> (optional)")
+        self.test_label.setToolTip(folder or "")
+        self.clear_test.setEnabled(bool(folder) and b.can_edit)
+        self.choose_test.setEnabled(b.can_edit)
+        self.make_button.setEnabled(b.can_edit)
+
+    def _on_make_button_clicked(self) -> None:
+        self.browser.make_splits(self.fraction.value() / 100, self.seed.value())
+
+    def _on_choose_test_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "External test folder", self.browser.test_folder or "")
+        if folder:
+            self.browser.set_test_folder(folder)
+
+
 class QtDatasetBrowser(QWidget):
     """Classes with counts, the filter bar, the thumbnail grid and the preview of a project
     folder; with a :class:`~ponyclassifier.core.project.Project` attached, labelling too."""
@@ -788,6 +980,7 @@ class QtDatasetBrowser(QWidget):
     augment_config_changed = Signal(dict)  # AugmentConfig.to_dict() of the Augmentation tab
     capture_opened = Signal(object)  # the QtCaptureDialog just shown
     side_tab_changed = Signal(str)  # "preview", "augment" or "similar"
+    splits_changed = Signal()  # the split, its settings or the external test folder changed
 
     SIDE_TABS = ("preview", "augment", "similar")
 
@@ -798,6 +991,9 @@ class QtDatasetBrowser(QWidget):
         self.classes: list[str] = []
         self.counts: dict[str, int] = {}
         self.split_counts: dict[str, dict[str, int]] = {}
+        self.test_folder: str | None = None  # the project's external test folder
+        self.split_settings: dict | None = None  # {"val_fraction", "seed"} of the last split made
+        self.splits_dialog: SplitsDialog | None = None
         self.listing = False
         self.last_import: dict | None = None
         self.last_import_report: ImportReport | None = None
@@ -821,6 +1017,13 @@ class QtDatasetBrowser(QWidget):
         self.loader = workers.ThumbnailLoader(THUMB_SIZE, cache_dir, parent=self)
         self.loader.preview_ready.connect(self._on_loader_preview_ready)
         self.loader.preview_failed.connect(self._on_loader_preview_failed)
+        self.loader.thumbnail_failed.connect(self._on_loader_thumbnail_failed)
+        self.loader.thumbnail_ready.connect(self._on_loader_thumbnail_ready)
+        self._statuses_pending: dict[str, tuple[str, str | None]] = {}  # for the store, path -> (status, reason)
+        self._statuses_timer = QTimer(self)
+        self._statuses_timer.setSingleShot(True)
+        self._statuses_timer.setInterval(250)  # gather a screenful of failures into one write
+        self._statuses_timer.timeout.connect(self._flush_statuses)
         self.model = ThumbnailModel(self.loader, self)
         self._make_actions()
 
@@ -863,6 +1066,12 @@ class QtDatasetBrowser(QWidget):
         ll.addLayout(head_row)
         ll.addWidget(self.class_tree, 1)
         ll.addWidget(self.class_hint)
+        # The class list keeps room for its names when the grid or the side pane grows: the
+        # splitter gives and takes space from the grid (stretch 1) first, and long names are
+        # elided in the middle with the full name in the tooltip.
+        left.setMinimumWidth(190)
+        self.class_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        hdr.setMinimumSectionSize(18)
 
         # centre: title + filter bar, grid, import progress
         self.view = _Grid(self.move_selected_to_number, self._on_grid_drop)
@@ -883,6 +1092,7 @@ class QtDatasetBrowser(QWidget):
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_view_context_menu)
         self.view.setModel(self.model)
+        self.view.setItemDelegate(_ThumbDelegate(self.model, self.view))
         self.view.selectionModel().currentChanged.connect(self._on_view_current_changed)
         self.view.selectionModel().selectionChanged.connect(self._update_actions)
         self.grid_title = QLabel()
@@ -913,6 +1123,12 @@ class QtDatasetBrowser(QWidget):
         title_row.addWidget(self.split_buttons[0])
         title_row.addSpacing(10)
         title_row.addWidget(self.status_buttons[0])
+        title_row.addSpacing(10)
+        splits_button = QToolButton()
+        splits_button.setDefaultAction(self.act_splits)
+        splits_button.setAutoRaise(True)
+        splits_button.setToolTip("See and remake the train/validation split; choose an external test folder")
+        title_row.addWidget(splits_button)
         cl.addLayout(title_row)
         self._title_row = title_row
         cl.addWidget(self.grid_stack, 1)
@@ -1052,10 +1268,12 @@ class QtDatasetBrowser(QWidget):
         self.act_show_augment = act("&Augmentation Preview", lambda: self.show_side_tab("augment"),
                                     QKeySequence("Ctrl+Shift+A"),
                                     "See the selected image as training may see it, and set the augmentation")
+        self.act_splits = act("S&plits…", self.open_splits, tip="See and remake the train/validation split, and "
+                              "choose an external test folder")
         self.move_menu = QMenu("&Move to")
         self.move_menu.aboutToShow.connect(self._fill_move_menu)
         self.dataset_actions = [self.act_capture, None, self.act_find_duplicates, self.act_find_similar, None,
-                                self.act_show_augment]
+                                self.act_show_augment, self.act_splits]
         self.edit_actions = [self.act_undo, self.act_redo, None, self.act_paste, self.move_menu, self.act_delete,
                              None, self.act_new_class, self.act_rename_class, self.act_merge_classes,
                              self.act_delete_class]
@@ -1105,7 +1323,7 @@ class QtDatasetBrowser(QWidget):
         self._generation += 1
         gen, root_s = self._generation, self.root
         self._job = workers.run_job(
-            lambda state: workers.list_project(root_s, state),
+            lambda state: list_project(root_s, state),
             on_partial=lambda value: self._on_listing_partial(gen, value),
             on_finished=lambda result: self._on_listing_finished(gen, result),
             on_failed=lambda message, tb: self._on_listing_failed(gen, message, tb),
@@ -1117,6 +1335,7 @@ class QtDatasetBrowser(QWidget):
         images (see :func:`.projects.snapshot`)."""
         self.detach_project()
         self.project = project
+        self.test_folder, self.split_settings = project.test_folder, project.split_settings()  # one tiny read
         if project.read_only:  # not synced: files the store has not seen yet stay listed
             known = {r[0] for r in rows}
             rows = list(rows) + [r for r in self.model.rows() if r[0] not in known]
@@ -1135,13 +1354,22 @@ class QtDatasetBrowser(QWidget):
 
     def detach_project(self) -> None:
         """Labelling off; the project is closed now, or by the action still running on it."""
+        capture = self.capture_dialog
         self.close_capture()  # it writes to this project
         project, self.project = self.project, None
+        if project is not None and capture is not None and capture.saving:
+            # it finishes its last save first; the project is closed when it has gone
+            capture.finished.connect(lambda r, p=project: p.close())
+            project = None
         self._refresh_pending = None
+        self._statuses_pending.clear()
+        self._statuses_timer.stop()
         if self._import_stop is not None:
             self._import_stop.set()
         if project is not None and self._action is None:
             project.close()
+        if self.splits_dialog is not None:
+            self.splits_dialog.close()
         self.banner.hide()
         self._update_actions()
 
@@ -1218,7 +1446,10 @@ class QtDatasetBrowser(QWidget):
                                                                 "unlabelled"), 0)
                 d["total"] += 1
                 d["unassigned"] += 1
-                self.counts[cls] = d["total"]
+                if cls:
+                    self.counts[cls] = d["total"]
+                else:
+                    d["unlabelled"] += 1
             self._update_class_counts()
         else:
             self._refresh_counts()
@@ -1335,7 +1566,8 @@ class QtDatasetBrowser(QWidget):
         self.split_counts = self.model.class_counts()
         self.counts = {c: self.split_counts.get(c, {}).get("total", 0) for c in self.classes}
         for c, d in self.split_counts.items():  # files in folders the class list has not seen yet
-            self.counts.setdefault(c, d["total"])
+            if c:  # "" holds the unlabelled images in the project root: not a class
+                self.counts.setdefault(c, d["total"])
         self._update_class_counts()
         self.counts_changed.emit(self.model.file_count(), len(self.classes))
 
@@ -1521,6 +1753,7 @@ class QtDatasetBrowser(QWidget):
         self.act_merge_classes.setEnabled(edit and len(self.selected_classes()) >= 2)
         self.act_delete_class.setEnabled(edit and cls is not None)
         self.act_capture.setEnabled(edit and self.capture_dialog is None)
+        self.act_splits.setEnabled(self.project is not None)
         has_images = self.root is not None and self.model.file_count() > 0
         self.act_find_duplicates.setEnabled(has_images and not self.listing)
         self.act_find_similar.setEnabled(has_images and not self.listing and self.view.currentIndex().isValid())
@@ -1570,7 +1803,7 @@ class QtDatasetBrowser(QWidget):
 
         def work(state):
             op, moves = fn(project, state)
-            return op, moves, snapshot(project, root), project.classes()
+            return op, moves, snapshot(project, root), project.classes(), project.test_folder, project.split_settings()
 
         self._action = workers.run_job(
             work,
@@ -1587,7 +1820,9 @@ class QtDatasetBrowser(QWidget):
         if project is not self.project or self._shut:
             project.close()  # detached while it ran
             return
-        op, moves, rows, classes = result
+        op, moves, rows, classes, test_folder, split_settings = result
+        splits_changed = (test_folder, split_settings) != (self.test_folder, self.split_settings)
+        self.test_folder, self.split_settings = test_folder, split_settings
         renames = {s: d for s, d in moves if s}
         self._set_classes(classes, select)
         self.model.apply_rows(rows, renames)
@@ -1598,6 +1833,8 @@ class QtDatasetBrowser(QWidget):
         message = done(op) if done is not None else None
         if message:
             self.status_message.emit(message, 10000)
+        if splits_changed:
+            self.splits_changed.emit()
         self.action_finished.emit(op.label if op is not None else "")
         self._run_pending_refresh()
 
@@ -1808,6 +2045,36 @@ class QtDatasetBrowser(QWidget):
 
         return self._run_action(fn, busy="Pasting…", done=done)
 
+    # -- splits
+    def make_splits(self, val_fraction: float, seed: int = 0) -> bool:
+        """(Re)make the seeded, stratified train/validation split (on a worker)."""
+        def fn(project, state):
+            project.make_splits(val_fraction, seed)
+            return None, []
+
+        return self._run_action(fn, busy="Splitting…", done=lambda op: f"Made a new split: {val_fraction:.0%} of "
+                                f"each class for validation, seed {seed}.")
+
+    def set_test_folder(self, folder: str | None) -> bool:
+        """Choose (or with None, clear) the project's external test folder."""
+        def fn(project, state):
+            project.set_test_folder(folder)
+            return None, []
+
+        return self._run_action(fn, busy="Saving…", done=lambda op: f"External test folder: {folder}" if folder
+                                else "No external test folder.")
+
+    def open_splits(self) -> "SplitsDialog | None":
+        if self.project is None:
+            self._refuse("Open a project first.")
+            return None
+        if self.splits_dialog is None:
+            self.splits_dialog = SplitsDialog(self, self.window())
+            self.splits_dialog.destroyed.connect(lambda *a: setattr(self, "splits_dialog", None))
+        self.splits_dialog.show()
+        self.splits_dialog.raise_()
+        return self.splits_dialog
+
     # -- classes
     def create_class(self, name: str) -> bool:
         def fn(project, state):
@@ -1913,6 +2180,69 @@ class QtDatasetBrowser(QWidget):
         if self.augment is not None and self.side_tabs.currentWidget() is self._augment_page:
             self.augment.set_image(path)
 
+    # ------------------------------------------------------------------ statuses
+    @Slot(str, str)
+    def _on_loader_thumbnail_failed(self, path: str, reason: str) -> None:
+        self._note_status(path, "bad", reason)
+
+    @Slot(str, QImage)
+    def _on_loader_thumbnail_ready(self, path: str, image: QImage) -> None:
+        e = self.model.entry(path)
+        if e is not None and e[2] == "bad":  # readable again (fixed by another tool)
+            self._note_status(path, "ok", None)
+
+    def _note_status(self, path: str, status: str, reason: str | None) -> None:
+        """A decode found ``path`` unreadable (or readable again): record it in the project
+        store, so the Bad filter, the class counts and training all see it."""
+        e = self.model.entry(path)
+        if e is None or not self.can_edit or (e[2], e[3]) == (status, reason):
+            return
+        if status == "ok" and e[2] != "bad":
+            return
+        self._statuses_pending[path] = (status, reason)
+        if not self._statuses_timer.isActive():
+            self._statuses_timer.start()
+
+    def _flush_statuses(self) -> None:
+        if not self._statuses_pending or not self.can_edit or self._shut:
+            self._statuses_pending.clear()
+            return
+        if self._action is not None or self.capture_dialog is not None:
+            return  # one change at a time: after the running one (or when the capture closes)
+        pending, self._statuses_pending = self._statuses_pending, {}
+        project = self.project
+
+        def work(state):
+            project.set_statuses(pending)
+            return pending
+
+        self._action = workers.run_job(
+            work,
+            on_finished=lambda result: self._on_statuses_recorded(project, result),
+            on_failed=lambda message, tb: self._on_statuses_failed(project, message),
+        )
+
+    def _on_statuses_recorded(self, project, statuses: dict) -> None:
+        self._action = None
+        if project is not self.project or self._shut:
+            project.close()
+            return
+        self.model.set_statuses(statuses)
+        self._after_change()
+        bad = sum(1 for s, _ in statuses.values() if s == "bad")
+        if bad:
+            self.status_message.emit(f"{bad:,} unreadable file{'s' if bad != 1 else ''} marked as bad "
+                                     "(Bad filter); training skips them.", 8000)
+        self._run_pending_refresh()
+
+    def _on_statuses_failed(self, project, message: str) -> None:
+        self._action = None
+        if project is not self.project or self._shut:
+            project.close()
+            return
+        self.status_message.emit(f"Could not record unreadable files in the project store: {message}", 10000)
+        self._run_pending_refresh()
+
     @Slot(str, QImage, object)
     def _on_loader_preview_ready(self, path: str, image: QImage, info: dict) -> None:
         if path == self._preview_path:
@@ -1922,6 +2252,7 @@ class QtDatasetBrowser(QWidget):
     def _on_loader_preview_failed(self, path: str, reason: str) -> None:
         if path == self._preview_path:
             self.preview.show_broken(reason)
+        self._note_status(path, "bad", reason)
 
     # ------------------------------------------------------------------ side tabs
     def show_side_tab(self, name: str) -> QWidget:
@@ -2106,6 +2437,8 @@ class QtDatasetBrowser(QWidget):
             self.capture_dialog = None
         d.deleteLater()
         self._update_actions()
+        if self._statuses_pending and not self._statuses_timer.isActive():
+            self._statuses_timer.start()
 
     def _on_capture_images_captured(self, cls: str, paths: list) -> None:
         self.refresh_from_store(list(paths), cls)
@@ -2139,6 +2472,8 @@ class QtDatasetBrowser(QWidget):
         pending, self._refresh_pending = self._refresh_pending, None
         if pending is not None and self.project is not None and not self._shut:
             self.refresh_from_store(pending)
+        elif self._statuses_pending and not self._statuses_timer.isActive():
+            self._statuses_timer.start()
 
     # ------------------------------------------------------------------ state
     def save_state(self) -> bytes:

@@ -23,7 +23,6 @@ import tempfile
 import threading
 import traceback
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
@@ -326,29 +325,3 @@ class ThumbnailLoader(QObject):
         else:
             self.preview_failed.emit(path, reason)
         self._start_more()
-
-
-def list_project(root: str, state: JobState, chunk: int = 1000) -> dict:
-    """Worker: list a class-folder project (the core's layout rules, torch-free), handing
-    rows to the GUI in chunks. Partial results are ``[(path, class_name), ...]``."""
-    from ..core.folders import iter_class_files, list_class_folders
-
-    rootp = Path(root)
-    if not rootp.is_dir():
-        raise FileNotFoundError(f"{root}: not a folder")
-    classes = list_class_folders(rootp)
-    state.partial(("classes", classes))
-    batch: list[tuple[str, str]] = []
-    total = 0
-    for name in classes:
-        for path in iter_class_files(rootp / name):
-            batch.append((str(path), name))
-            if len(batch) >= chunk:
-                state.check()
-                total += len(batch)
-                state.partial(("rows", batch))
-                batch = []
-    if batch:
-        total += len(batch)
-        state.partial(("rows", batch))
-    return {"root": root, "classes": classes, "total": total}

@@ -130,9 +130,13 @@ def test_pushed_frames_mirror_new_class_and_no_overwrite(qtbot, tmp_path, projec
     with qtbot.waitSignal(d.frame_shown, timeout=5000):
         d.sink.setVideoFrame(QVideoFrame(img))
     d.mirror.setChecked(False)
-    first = d.take_photo()
+    with qtbot.waitSignal(d.images_captured) as blocker:
+        assert d.take_photo()
+    first = blocker.args[1]
     d.mirror.setChecked(True)
-    second = d.take_photo()
+    with qtbot.waitSignal(d.images_captured) as blocker:
+        assert d.take_photo()
+    second = blocker.args[1]
     assert (project.root / "hands").is_dir() and "hands" in project.classes()
     assert len(first) == len(second) == 1 and first != second  # same second, same name: never overwritten
     a = np.asarray(Image.open(first[0]))
@@ -149,7 +153,7 @@ def test_bad_class_name_is_reported_and_nothing_saved(qtbot, project):
     with qtbot.waitSignal(d.frame_shown, timeout=5000):
         d.sink.setVideoFrame(QVideoFrame(img))
     with qtbot.waitSignal(d.capture_failed) as blocker:
-        assert d.take_photo() == []
+        assert d.take_photo() is False
     assert "usable class name" in blocker.args[0]
     assert "usable class name" in d.status.text()
     assert not (project.root / "a").exists()
@@ -174,3 +178,23 @@ def test_a_broken_video_is_reported(qtbot, tmp_path, project, media_noise):
         d.show()
     assert "Can't play" in d.preview.text()
     assert not d.shot_button.isEnabled()
+
+
+def test_shots_are_saved_on_a_worker_and_closing_waits_for_them(qtbot, project):
+    """Encoding and importing run off the GUI thread: take_photo returns before the file
+    exists; shots taken meanwhile queue up, and closing the dialog waits for the save."""
+    d = _dialog(qtbot, project, target_class="circle")
+    img = QImage(640, 480, QImage.Format.Format_RGB888)
+    img.fill(QColor(10, 200, 30))
+    with qtbot.waitSignal(d.frame_shown, timeout=5000):
+        d.sink.setVideoFrame(QVideoFrame(img))
+    before = set((project.root / "circle").iterdir())
+    got: list[str] = []
+    d.images_captured.connect(lambda cls, paths: got.extend(paths))
+    assert d.take_photo() and d.take_photo() and d.take_photo()
+    assert d.saving
+    with qtbot.waitSignal(d.finished, timeout=20000):
+        d.reject()  # asked while saving: done once the pictures are in
+    assert not d.saving and len(got) == 3 and len(set(got)) == 3
+    assert set((project.root / "circle").iterdir()) - before == {Path(p) for p in got}
+    assert {project.rel(p) for p in got} <= {r["relpath"] for r in project.store.images(cls="circle")}

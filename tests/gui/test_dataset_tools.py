@@ -64,8 +64,11 @@ def test_capture_from_a_video_adds_pictures_to_the_grid_and_undo_removes_them(qt
     assert not b.act_capture.isEnabled()  # one capture dialog at a time
     with qtbot.waitSignal(d.frame_shown, timeout=20000):
         pass
+    captured: list = []
+    d.images_captured.connect(lambda cls, paths: captured.append(list(paths)))
     with qtbot.waitSignal(b.action_finished, timeout=10000):
-        shot = d.take_photo()
+        assert d.take_photo()  # saved on a worker; the grid follows when it is in
+    shot = captured[0]
     assert len(shot) == 1 and Path(shot[0]).parent == root / "square" and Path(shot[0]).exists()
     assert b.model.rowCount() == 4 and b.selected_paths() == shot  # shown and selected in the grid
     with qtbot.waitSignal(b.action_finished, timeout=20000):

@@ -390,3 +390,36 @@ def test_imagenet_depthwise_filters_gradcam_stop_and_switch(qtbot, page, cat_png
     assert page.heat["cam"].shape == (32, 32) and page.overlays["cam"].shape == (300, 451, 3)
     bad = [(v, g) for v, g, fits in seen if not fits]
     assert not bad, f"results shown for a model no longer loaded: {bad}"
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory):
+    """A fine-tuned EfficientNet-Lite0 (head, then blocks 11-15), small and quick: 64 px."""
+    root = tmp_path_factory.mktemp("explain-ft")
+    data = make_shapes_dataset(root / "shapes", per_class=6, size=64)
+    result = Trainer(TrainConfig(recipe="finetune", epochs=2, image_size=64, batch_size=8, augment=None,
+                                 device="cpu")).fit(data)
+    path = root / "ft.pony"
+    result.model.save(path)
+    return path, [(str(p), p.parent.name) for p in sorted(data.glob("*/*.png"))]
+
+
+def test_finetuned_model_saliency_and_maps(qtbot, page, finetuned):
+    """Explain works for a fine-tuned model too: prediction, the three saliency maps at the
+    image's size, and response maps of a fine-tuned block's depthwise layer."""
+    path, samples = finetuned
+    load(qtbot, page, path)
+    assert page.model.recipe == "finetune" and page.model.classes == ["circle", "square", "triangle"]
+    page.set_project(str(path.parent), samples)
+    page.set_image_path(samples[0][0])
+    wait_prediction(qtbot, page)
+    page.tabs.setCurrentIndex(page.TAB_SALIENCY)
+    wait_saliency(qtbot, page)
+    h, w = page.image.shape[:2]
+    for name in ("gradients", "cam", "occlusion"):
+        assert page.heat[name].shape == (h, w)
+    top = next(i for i, info in enumerate(page.layers) if info.module_path.startswith("_blocks.15._depthwise"))
+    page.tabs.setCurrentIndex(page.TAB_MAPS)
+    page.select_layer(top)
+    qtbot.waitUntil(lambda: current(page, "maps"), timeout=T)
+    assert page.maps.shape[0] == page.layers[top].out_channels
