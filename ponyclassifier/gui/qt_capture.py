@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import tempfile
 import time
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QKeySequence, QPainter, QPixmap, QShortcut
-from PySide6.QtMultimedia import QCamera, QMediaCaptureSession, QMediaDevices, QMediaPlayer, QVideoFrame, QVideoSink
+from PySide6.QtMultimedia import QVideoFrame
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -47,13 +48,12 @@ from PySide6.QtWidgets import (
 from ..core.project import ProjectError
 from ..core.project import _check_class_name as check_class_name
 from . import workers
+from .video_source import NO_CAMERA, VIDEO_FILTER, VideoSource, fill_source_combo
 
 __all__ = ["QtCaptureDialog"]
 
 PREVIEW_FPS = 30
 STRIP_THUMB = 72
-NO_CAMERA = ("<b>No camera found.</b><br><br>Connect a webcam (and allow PonyClassifier to use it), "
-             "or choose <i>Video file…</i> above to use a recording instead.")
 
 
 class QtCaptureDialog(QDialog):
@@ -88,16 +88,12 @@ class QtCaptureDialog(QDialog):
         self._closed = False
 
         # media plumbing: one sink, fed by a camera session or a player
-        self.sink = QVideoSink(self)
+        self.video = VideoSource(self)
+        self.sink = self.video.sink
         self.sink.videoFrameChanged.connect(self._on_sink_video_frame_changed)
-        self.session = QMediaCaptureSession(self)
-        self.session.setVideoSink(self.sink)
-        self.camera: QCamera | None = None
-        self.player = QMediaPlayer(self)
-        self.player.setLoops(QMediaPlayer.Loops.Infinite)
-        self.player.errorOccurred.connect(self._on_player_error_occurred)
-        self.devices = QMediaDevices(self)
-        self.devices.videoInputsChanged.connect(self._on_devices_video_inputs_changed)
+        self.video.starting.connect(self._show_message)
+        self.video.failed.connect(self._on_video_failed)
+        self.video.devices.videoInputsChanged.connect(self._on_devices_video_inputs_changed)
         self._video_files: list[str] = [os.fspath(video_file)] if video_file else []
 
         # preview
@@ -297,34 +293,18 @@ class QtCaptureDialog(QDialog):
 
     # ---------------------------------------------------------------- sources
     def _fill_sources(self, select: str | None = None) -> None:
-        """Cameras, the video files in use, and "Video file…"; item data is "camera:<id hex>",
-        "file:<path>" or "choose"."""
-        current = select or self.source_combo.currentData()
-        if current == "choose":
-            current = None
-        self.source_combo.blockSignals(True)
-        self.source_combo.clear()
-        for dev in QMediaDevices.videoInputs():
-            self.source_combo.addItem(dev.description(), "camera:" + bytes(dev.id().data()).hex())
-        for f in self._video_files:
-            self.source_combo.addItem(f"Video: {os.path.basename(f)}", "file:" + f)
-        self.source_combo.addItem("Video file…", "choose")
-        i = self.source_combo.findData(current) if current else -1
-        if i < 0 and self._video_files:  # a video given on purpose wins over the default camera
-            i = self.source_combo.findData("file:" + self._video_files[-1])
-        self.source_combo.setCurrentIndex(max(i, 0))
-        self.source_combo.blockSignals(False)
+        # a video given on purpose wins over the default camera
+        fill_source_combo(self.source_combo, self._video_files, select, prefer_video=True)
 
     def _on_devices_video_inputs_changed(self) -> None:
         before = self.source_combo.currentData()
         self._fill_sources()
-        if self.source_combo.currentData() != before or (before or "").startswith("camera:") and self.camera is None:
+        if self.source_combo.currentData() != before or (before or "").startswith("camera:") and self.video.camera is None:
             self._start_selected()
 
     def _on_source_combo_activated(self, index: int) -> None:
         if self.source_combo.itemData(index) == "choose":
-            path, _ = QFileDialog.getOpenFileName(self, "Video to use as a camera", "",
-                                                  "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.gif);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(self, "Video to use as a camera", "", VIDEO_FILTER)
             if path:
                 self.use_video_file(path)
             else:
@@ -333,60 +313,19 @@ class QtCaptureDialog(QDialog):
         self._start_selected()
 
     def _stop_sources(self) -> None:
-        if self.camera is not None:
-            self.camera.stop()
-            self.session.setCamera(None)
-            self.camera.deleteLater()
-            self.camera = None
-        self.player.stop()
-        self.player.setVideoOutput(None)
+        self.video.stop()
 
     def _start_selected(self) -> None:
         self._stop_sources()
         self._latest = None
         self._last_image = None
         self._set_can_capture(False)
-        kind, _, value = (self.source_combo.currentData() or "choose").partition(":")
-        if kind == "camera":
-            dev = next((d for d in QMediaDevices.videoInputs() if bytes(d.id().data()).hex() == value), None)
-            if dev is None:
-                self._show_message(NO_CAMERA)
-                return
-            self._request_permission()
-            self.camera = QCamera(dev, self)
-            self.camera.errorOccurred.connect(self._on_camera_error_occurred)
-            self.session.setCamera(self.camera)
-            self._show_message(f"Starting {html.escape(dev.description())}…")
-            self.camera.start()
-        elif kind == "file":
-            self.player.setVideoOutput(self.sink)
-            self.player.setSource(QUrl.fromLocalFile(value))
-            self._show_message(f"Opening {html.escape(os.path.basename(value))}…")
-            self.player.play()
-        else:
+        if not self.video.start(self.source_combo.currentData()):
             self._show_message(NO_CAMERA)
 
-    def _request_permission(self) -> None:
-        """macOS and Windows ask the user once; elsewhere this is a no-op."""
-        try:
-            from PySide6.QtCore import QCameraPermission, QCoreApplication
-
-            app = QCoreApplication.instance()
-            perm = QCameraPermission()
-            if app.checkPermission(perm) == Qt.PermissionStatus.Undetermined:
-                app.requestPermission(perm, self, lambda *a: None)
-        except (ImportError, AttributeError, TypeError):
-            pass
-
-    def _on_camera_error_occurred(self, error, message: str) -> None:
-        self._show_message(f"<b>The camera stopped:</b> {html.escape(message or str(error))}")
-        self.capture_failed.emit(message or str(error))
-
-    def _on_player_error_occurred(self, error, message: str) -> None:
-        if error == QMediaPlayer.Error.NoError:
-            return
-        self._show_message(f"<b>Can't play this video:</b> {html.escape(message or str(error))}")
-        self.capture_failed.emit(message or str(error))
+    def _on_video_failed(self, message_html: str) -> None:
+        self._show_message(message_html)
+        self.capture_failed.emit(re.sub(r"<[^>]+>", "", message_html))
 
     # ---------------------------------------------------------------- frames
     def _on_sink_video_frame_changed(self, frame: QVideoFrame) -> None:

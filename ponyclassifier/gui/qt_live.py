@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, QUrl, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
-from PySide6.QtMultimedia import QCamera, QMediaCaptureSession, QMediaDevices, QMediaPlayer, QVideoFrame, QVideoSink
+from PySide6.QtMultimedia import QVideoFrame
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -60,8 +60,9 @@ from PySide6.QtWidgets import (
 )
 
 from . import workers
-from .training_thread import _gil_run_ended, _gil_run_started
 from .qt_play import FrameView, PlayWindow
+from .training_thread import _gil_run_ended, _gil_run_started
+from .video_source import NO_CAMERA, VIDEO_FILTER, VideoSource, fill_source_combo
 
 __all__ = ["LivePredictWidget", "LivePrediction", "LiveStats", "qimage_to_rgb"]
 
@@ -73,9 +74,6 @@ CAM_OPACITY = 0.6
 CAM_FLOOR = 0.25  # heat below this is left clear
 STEADY_WEIGHT = 0.45  # weight of the newest probabilities in the steadied answer
 RATE_WINDOW = 2.0  # s: the frame rates shown are over the last this many seconds
-NO_CAMERA = ("<b>No camera found.</b><br><br>Connect a webcam (and allow PonyClassifier to use it), "
-             "or choose <i>Video file…</i> above to use a recording instead.")
-VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.gif);;All files (*)"
 
 
 class LivePrediction(NamedTuple):
@@ -338,16 +336,12 @@ class LivePredictWidget(QWidget):
         self.reset_stats()
 
         # media plumbing: one sink, fed by a camera session or a player
-        self.sink = QVideoSink(self)
+        self.video = VideoSource(self)
+        self.sink = self.video.sink
         self.sink.videoFrameChanged.connect(self._on_sink_video_frame_changed)
-        self.session = QMediaCaptureSession(self)
-        self.session.setVideoSink(self.sink)
-        self.camera: QCamera | None = None
-        self.player = QMediaPlayer(self)
-        self.player.setLoops(QMediaPlayer.Loops.Infinite)
-        self.player.errorOccurred.connect(self._on_player_error_occurred)
-        self.devices = QMediaDevices(self)
-        self.devices.videoInputsChanged.connect(self._on_devices_video_inputs_changed)
+        self.video.starting.connect(lambda text: self.view.set_message(text))
+        self.video.failed.connect(self._source_failed)
+        self.video.devices.videoInputsChanged.connect(self._on_devices_video_inputs_changed)
 
         # ---- source row and picture
         self.source_combo = QComboBox()
@@ -762,21 +756,7 @@ class LivePredictWidget(QWidget):
 
     # ================================================================ sources
     def _fill_sources(self, select: str | None = None) -> None:
-        """Cameras, the video files in use, and "Video file…"; item data is "camera:<id hex>",
-        "file:<path>" or "choose" (the same scheme as the capture dialog)."""
-        current = select or self.source_combo.currentData()
-        if current == "choose":
-            current = None
-        self.source_combo.blockSignals(True)
-        self.source_combo.clear()
-        for dev in QMediaDevices.videoInputs():
-            self.source_combo.addItem(dev.description(), "camera:" + bytes(dev.id().data()).hex())
-        for f in self._video_files:
-            self.source_combo.addItem(f"Video: {os.path.basename(f)}", "file:" + f)
-        self.source_combo.addItem("Video file…", "choose")
-        i = self.source_combo.findData(current) if current else -1
-        self.source_combo.setCurrentIndex(max(i, 0))
-        self.source_combo.blockSignals(False)
+        fill_source_combo(self.source_combo, self._video_files, select)
 
     def _on_devices_video_inputs_changed(self) -> None:
         before = self.source_combo.currentData()
@@ -806,13 +786,7 @@ class LivePredictWidget(QWidget):
             self.start()
 
     def _stop_sources(self) -> None:
-        if self.camera is not None:
-            self.camera.stop()
-            self.session.setCamera(None)
-            self.camera.deleteLater()
-            self.camera = None
-        self.player.stop()
-        self.player.setVideoOutput(None)
+        self.video.stop()
         self._latest = None
 
     def _start_selected(self) -> None:
@@ -823,39 +797,10 @@ class LivePredictWidget(QWidget):
         self._shown = None
         self._clear_heat()
         self.reset_stats()
-        kind, _, value = (self.source_combo.currentData() or "choose").partition(":")
-        if kind == "camera":
-            dev = next((d for d in QMediaDevices.videoInputs() if bytes(d.id().data()).hex() == value), None)
-            if dev is None:
-                self._source_failed(NO_CAMERA)
-                return
-            self._request_permission()
-            self.camera = QCamera(dev, self)
-            self.camera.errorOccurred.connect(self._on_camera_error_occurred)
-            self.session.setCamera(self.camera)
-            self.view.set_message(f"Starting {html.escape(dev.description())}…")
-            self.camera.start()
-        elif kind == "file":
-            self.player.setVideoOutput(self.sink)
-            self.player.setSource(QUrl.fromLocalFile(value))
-            self.view.set_message(f"Opening {html.escape(os.path.basename(value))}…")
-            self.player.play()
-        else:
+        if not self.video.start(self.source_combo.currentData()):
             self._source_failed(NO_CAMERA)
             return
         self._set_running(True)
-
-    def _request_permission(self) -> None:
-        """macOS and Windows ask the user once; elsewhere this is a no-op."""
-        try:
-            from PySide6.QtCore import QCameraPermission
-
-            app = QCoreApplication.instance()
-            perm = QCameraPermission()
-            if app.checkPermission(perm) == Qt.PermissionStatus.Undetermined:
-                app.requestPermission(perm, self, lambda *a: None)
-        except (ImportError, AttributeError, TypeError):
-            pass
 
     def _source_failed(self, message_html: str) -> None:
         self._stop_sources()
@@ -864,14 +809,6 @@ class LivePredictWidget(QWidget):
         if self._play is not None:
             self._play.show_message(re.sub(r"<[^>]+>", "", message_html.replace("<br>", "\n")))
         self.status_message.emit(re.sub(r"<[^>]+>", "", message_html.replace("<br>", " ")))
-
-    def _on_camera_error_occurred(self, error, message: str) -> None:
-        self._source_failed(f"<b>The camera stopped:</b> {html.escape(message or str(error))}")
-
-    def _on_player_error_occurred(self, error, message: str) -> None:
-        if error == QMediaPlayer.Error.NoError:
-            return
-        self._source_failed(f"<b>Can't play this video:</b> {html.escape(message or str(error))}")
 
     def _set_running(self, on: bool) -> None:
         changed = on != self._running
