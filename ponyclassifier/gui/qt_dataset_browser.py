@@ -90,6 +90,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import workers
+from .banner import Banner
 from .projects import assign_missing_splits, snapshot, valid_class_name
 
 THUMB_SIZE = 128
@@ -803,45 +804,6 @@ class _Grid(QListView):
             event.ignore()
 
 
-class _Banner(QFrame):
-    """A non-blocking message strip above the browser (read-only project, recovered
-    operations, a failed action) with a close button."""
-
-    STYLES = {
-        "info": "background: rgba(60,120,200,0.12); border: 1px solid rgba(60,120,200,0.45);",
-        "warning": "background: rgba(220,160,30,0.16); border: 1px solid rgba(200,140,20,0.6);",
-        "error": "background: rgba(200,60,60,0.12); border: 1px solid rgba(200,60,60,0.5);",
-    }
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("banner")
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Hide this message")
-        close.clicked.connect(self.hide)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(10, 6, 6, 6)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
-        self.kind = "info"
-        self.hide()
-
-    def show_message(self, html: str, kind: str = "info") -> None:
-        self.kind = kind
-        self.setStyleSheet(f"QFrame#banner {{ {self.STYLES[kind]} border-radius: 6px; }}")
-        self.label.setText(html)
-        self.show()
-
-    @property
-    def text(self) -> str:
-        return self.label.text() if self.isVisible() or not self.isHidden() else ""
-
-
 class ImportReport(QDialog):
     """What happened to each dropped file that was not imported, and why (non-modal)."""
 
@@ -1162,7 +1124,7 @@ class QtDatasetBrowser(QWidget):
         self.splitter.setStretchFactor(2, 0)
         self.splitter.setSizes([240, 680, 320])
         self.splitter.setChildrenCollapsible(False)
-        self.banner = _Banner()
+        self.banner = Banner()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
 from ..core import explain as E
 from ..core.images import ImageError, decode_image
 from ..core.modelfile import ModelFileError
+from .banner import Banner
 from .workers import Job, JobState, ThumbnailLoader, run_job
 
 __all__ = ["ExplainPage", "ImageView", "kernel_grid", "maps_grid", "parse_channels"]
@@ -494,37 +495,6 @@ def _muted(text: str = "", wrap: bool = True) -> QLabel:
     return label
 
 
-class _Banner(QFrame):
-    """A message line at the top of the page (errors in red), with a close button."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("explainBanner")
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Hide this message")
-        close.clicked.connect(self.hide)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(10, 6, 6, 6)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
-        self.hide()
-
-    def show_message(self, text: str, error: bool = True) -> None:
-        style = ("background: #fdecea; color: #8a1c1c; border: 1px solid #f5c2c0;" if error else
-                 "background: #e8f0fe; color: #1a3e72; border: 1px solid #c6d8fb;")
-        self.setStyleSheet(f"QFrame#explainBanner {{ {style} border-radius: 6px; }}")
-        self.label.setText(text)
-        self.show()
-
-    def text(self) -> str:
-        return self.label.text() if not self.isHidden() else ""
-
-
 class _Panel(QFrame):
     """One saliency method: title, what it means, the overlay, progress and Stop."""
 
@@ -707,7 +677,7 @@ class ExplainPage(QWidget):
 
     # ================================================================== building
     def _build(self) -> None:
-        self.banner = _Banner()
+        self.banner = Banner()
 
         # ---- model row
         self.model_label = QLabel("No model")
@@ -1296,7 +1266,7 @@ class ExplainPage(QWidget):
             self.model_label.setText("No model")
             self.model_detail.setText("")
             self._show_no_model()
-        self.banner.show_message(text)
+        self.banner.show_message(text, "error")
         self._say(text)
         self.model_failed.emit(text)
 
@@ -1442,7 +1412,7 @@ class ExplainPage(QWidget):
             text += " The previous image is still shown."
         else:
             self.preview.set_message("Choose an image above")
-        self.banner.show_message(text)
+        self.banner.show_message(text, "error")
         self._say(text)
         if self.image_path:
             self._select_in_strip(self.image_path)
@@ -1662,7 +1632,7 @@ class ExplainPage(QWidget):
 
     def _on_view_failed(self, what: str, message: str) -> None:
         text = f"Could not compute the {what}: {message}"
-        self.banner.show_message(text)
+        self.banner.show_message(text, "error")
         self._say(text)
 
     # ---- filters

@@ -244,7 +244,7 @@ def test_bad_files_give_messages_and_the_page_stays_usable(qtbot, page, models, 
     broken.write_bytes(b"this is not a model")
     with qtbot.waitSignal(page.model_failed, timeout=T) as blocker:
         page.set_model_path(broken)
-    assert "broken.pony" in blocker.args[0] and "broken.pony" in page.banner.text()
+    assert "broken.pony" in blocker.args[0] and "broken.pony" in page.banner.text
     assert page.model is None and "Open a model" in page.maps_view.message()
 
     load(qtbot, page, models.a)
@@ -264,7 +264,7 @@ def test_bad_files_give_messages_and_the_page_stays_usable(qtbot, page, models, 
     fake = tmp_path / "notes.png"
     fake.write_text("just words")
     page.set_image_path(fake)
-    qtbot.waitUntil(lambda: "notes.png" in page.banner.text(), timeout=T)
+    qtbot.waitUntil(lambda: "notes.png" in page.banner.text, timeout=T)
     assert page.image_path == shown and page._requested_path is None
     # still usable: maps and saliency come for the good model and image
     page.tabs.setCurrentIndex(page.TAB_MAPS)
