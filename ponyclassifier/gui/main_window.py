@@ -451,7 +451,7 @@ class MainWindow(QMainWindow):
         if gen != self._open_generation or self._closing:
             project.close()  # another project was opened meanwhile, or the window closed
             return
-        self.browser.attach_project(project, result["rows"], result["classes"])
+        self.browser.attach_project(project, result["rows"], result["classes"], result.get("counts"))
         self.browser.view.setFocus()
         self._attach_training(path, project)
         self._set_wanted_models(self._latest_model(project.store))

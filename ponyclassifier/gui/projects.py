@@ -130,6 +130,27 @@ def snapshot(project, root: str) -> list[Row]:
             for r in project.store.images()]
 
 
+def entries_from_rows(rows) -> dict[str, list]:
+    """Store rows ``(path, class, split, status, reason)`` as the model keeps them."""
+    return {r[0]: [r[1], r[2], r[3], r[4]] for r in rows}
+
+
+def count_entries(entries: dict[str, list]) -> dict[str, dict[str, int]]:
+    """Per class: total, per split, bad and unlabelled (pure Python: workers call it too)."""
+    out: dict[str, dict[str, int]] = {}
+    for cls, split, status, _ in entries.values():
+        d = out.get(cls)
+        if d is None:
+            d = out[cls] = dict.fromkeys(("total", "train", "val", "test", "unassigned", "bad", "unlabelled"), 0)
+        d["total"] += 1
+        d[split or "unassigned"] += 1
+        if status == "bad":
+            d["bad"] += 1
+        elif status == "unlabelled":
+            d["unlabelled"] += 1
+    return out
+
+
 def assign_missing_splits(project, val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> int:
     """Give images without a split one, by the core's seeded stratified split (train/val).
 
@@ -166,7 +187,9 @@ def open_project_job(root: str) -> dict:
         if not project.read_only:
             project.sync()
             assign_missing_splits(project)
-        return {"project": project, "rows": snapshot(project, root), "classes": project.classes()}
+        entries = entries_from_rows(snapshot(project, root))  # built here, not on the GUI thread
+        return {"project": project, "rows": entries, "counts": count_entries(entries),
+                "classes": project.classes()}
     except BaseException:
         project.close()
         raise

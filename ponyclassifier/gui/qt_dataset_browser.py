@@ -91,7 +91,7 @@ from PySide6.QtWidgets import (
 
 from . import workers
 from .banner import Banner
-from .projects import assign_missing_splits, snapshot, valid_class_name
+from .projects import assign_missing_splits, count_entries, entries_from_rows, snapshot, valid_class_name
 
 THUMB_SIZE = 128
 MIN_IMAGES_WARNING = 10  # fewer images than this in a class earns a warning
@@ -228,6 +228,7 @@ class ThumbnailModel(QAbstractListModel):
         # path -> [class, split or None, status, reason or None]; the store's view when a
         # project is attached, else what the listing found.
         self._entries: dict[str, list] = {}
+        self._counts: dict[str, dict[str, int]] | None = None  # count_entries(_entries), when known
         self._rows: list[str] = []  # sorted paths that pass the filter
         self._row_of: dict[str, int] = {}
         self._filter: str | None = None
@@ -296,6 +297,7 @@ class ThumbnailModel(QAbstractListModel):
     def clear(self) -> None:
         self.beginResetModel()
         self._entries, self._rows, self._row_of = {}, [], {}
+        self._counts = None
         self._pixmaps.clear()
         self.broken.clear()
         self.endResetModel()
@@ -303,6 +305,7 @@ class ThumbnailModel(QAbstractListModel):
 
     def add_files(self, batch: list[tuple[str, str]]) -> None:
         """Rows found by the folder listing (paths already known are left as they are)."""
+        self._counts = None
         entries, flt = self._entries, self._filter
         plain = self._split is None and self._status is None  # the usual case, kept cheap
         new = []
@@ -313,7 +316,8 @@ class ThumbnailModel(QAbstractListModel):
                     new.append(path)
         self._insert(new)
 
-    def apply_rows(self, rows, renames: dict[str, str] | None = None) -> None:
+    def apply_rows(self, rows, renames: dict[str, str] | None = None,
+                   counts: dict[str, dict[str, int]] | None = None) -> None:
         """Make the model match the store's rows ``(path, class, split, status, reason)``,
         inserting and removing only what changed. ``renames`` (old -> new path) carries
         thumbnails over to moved files, so they do not flash back to placeholders."""
@@ -322,17 +326,20 @@ class ThumbnailModel(QAbstractListModel):
                 self._pixmaps[new] = self._pixmaps.pop(old)
             if old in self.broken:
                 self.broken[new] = self.broken.pop(old)
-        entries = {r[0]: [r[1], r[2], r[3], r[4]] for r in rows}
-        changed = [p for p, e in entries.items() if p in self._entries and self._entries[p] != e]
+        # a dict (path -> [class, split, status, reason]) comes built by a worker; rows are converted here
+        entries = rows if isinstance(rows, dict) else entries_from_rows(rows)
+        old_entries = self._entries
+        changed = [p for p, e in entries.items() if old_entries.get(p, e) != e]
         for p in set(self._pixmaps).difference(entries):
             del self._pixmaps[p]
         self._entries = entries
+        self._counts = counts  # counted from these entries on the worker (None: count when asked)
         self._refilter()
-        for p in changed:
-            self._changed(p, [ClassRole, SplitRole, StatusRole, Qt.ItemDataRole.ToolTipRole])
+        self._changed_many(changed, [ClassRole, SplitRole, StatusRole, Qt.ItemDataRole.ToolTipRole])
 
     def set_statuses(self, statuses: dict[str, tuple[str, str | None]]) -> None:
         """Apply statuses the store has recorded (path -> (status, reason))."""
+        self._counts = None
         changed = []
         for path, (status, reason) in statuses.items():
             e = self._entries.get(path)
@@ -345,8 +352,7 @@ class ThumbnailModel(QAbstractListModel):
                 changed.append(path)
         if self._status is not None:
             self._refilter()
-        for p in changed:
-            self._changed(p, [StatusRole, Qt.ItemDataRole.ToolTipRole])
+        self._changed_many(changed, [StatusRole, Qt.ItemDataRole.ToolTipRole])
 
     # -- filtering
     @property
@@ -455,17 +461,16 @@ class ThumbnailModel(QAbstractListModel):
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """{class: {"total", "train", "val", "test", "unassigned", "bad", "unlabelled"}}."""
-        out: dict[str, dict[str, int]] = {}
-        for path, (cls, split, status, _) in self._entries.items():
-            d = out.get(cls)
-            if d is None:
-                d = out[cls] = dict.fromkeys(("total", *SPLITS, "unassigned", "bad", "unlabelled"), 0)
-            d["total"] += 1
-            d[split or "unassigned"] += 1
-            if status == "bad" or path in self.broken:
-                d["bad"] += 1
-            elif status == "unlabelled":
-                d["unlabelled"] += 1
+        base = self._counts
+        if base is None:
+            base = self._counts = count_entries(self._entries)
+        out = {c: dict(d) for c, d in base.items()}
+        for path in self.broken:  # files that failed to decode since the store last said so
+            e = self._entries.get(path)
+            if e is not None and e[2] != "bad":
+                out[e[0]]["bad"] += 1
+                if e[2] == "unlabelled":
+                    out[e[0]]["unlabelled"] -= 1
         return out
 
     def has_thumbnail(self, row: int) -> bool:
@@ -507,6 +512,19 @@ class ThumbnailModel(QAbstractListModel):
             return
         self.broken[path] = reason
         self._changed(path)
+
+    def _changed_many(self, paths, roles) -> None:
+        """One dataChanged per run of neighbouring rows: a store sync that touches all
+        20,000 rows is then a handful of signals, not 20,000 (which froze the grid)."""
+        rows = sorted(r for r in map(self._row_of.get, paths) if r is not None)
+        start = prev = None
+        for r in rows + [None]:
+            if r is not None and prev is not None and r == prev + 1:
+                prev = r
+                continue
+            if start is not None:
+                self.dataChanged.emit(self.index(start), self.index(prev), roles)
+            start = prev = r
 
     def _changed(self, path: str, roles=None) -> None:
         row = self._row_of.get(path)
@@ -1292,16 +1310,20 @@ class QtDatasetBrowser(QWidget):
         )
         self.project_opened.emit(self.root)
 
-    def attach_project(self, project, rows, classes: list[str]) -> None:
+    def attach_project(self, project, rows, classes: list[str], counts: dict | None = None) -> None:
         """Labelling on: ``project`` (opened on a worker) is the root's store; ``rows`` its
-        images (see :func:`.projects.snapshot`)."""
+        images (see :func:`.projects.snapshot`, or as :func:`.projects.entries_from_rows`
+        makes them on the worker, with ``counts`` from :func:`.projects.count_entries`)."""
         self.detach_project()
         self.project = project
         self.test_folder, self.split_settings = project.test_folder, project.split_settings()  # one tiny read
+        entries = dict(rows) if isinstance(rows, dict) else entries_from_rows(rows)
         if project.read_only:  # not synced: files the store has not seen yet stay listed
-            known = {r[0] for r in rows}
-            rows = list(rows) + [r for r in self.model.rows() if r[0] not in known]
-        self.model.apply_rows(rows)
+            extra = {r[0]: list(r[1:]) for r in self.model.rows() if r[0] not in entries}
+            if extra:
+                entries.update(extra)
+                counts = None
+        self.model.apply_rows(entries, counts=counts)
         self._set_classes(sorted(set(classes) | set(self.classes)))
         notes = []
         if project.read_only:
@@ -1765,7 +1787,9 @@ class QtDatasetBrowser(QWidget):
 
         def work(state):
             op, moves = fn(project, state)
-            return op, moves, snapshot(project, root), project.classes(), project.test_folder, project.split_settings()
+            entries = entries_from_rows(snapshot(project, root))
+            return (op, moves, (entries, count_entries(entries)), project.classes(), project.test_folder,
+                    project.split_settings())
 
         self._action = workers.run_job(
             work,
@@ -1787,7 +1811,8 @@ class QtDatasetBrowser(QWidget):
         self.test_folder, self.split_settings = test_folder, split_settings
         renames = {s: d for s, d in moves if s}
         self._set_classes(classes, select)
-        self.model.apply_rows(rows, renames)
+        entries, counts = rows
+        self.model.apply_rows(entries, renames, counts)
         if select == "keep":
             self._restore_view(before, renames)
         self._after_change()

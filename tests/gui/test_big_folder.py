@@ -12,6 +12,7 @@ import time
 import pytest
 from PIL import Image
 
+from ponyclassifier.gui import projects, workers
 from ponyclassifier.gui.qt_dataset_browser import QtDatasetBrowser
 from .latency import StallMeter
 
@@ -71,16 +72,43 @@ def test_20000_files_never_stall_the_event_loop(qtbot, tmp_path, gui_env):
     qtbot.wait(50)
     b.view.scrollTo(b.model.index(4000))
     qtbot.waitUntil(lambda: not b.loader.busy, timeout=20000)
+    scroll_stall = meter.max_gap
+
+    # labelling on: the project store is opened and synced on a worker, as the app does
+    opened: list = []
+    workers.run_job(lambda state: projects.open_project_job(str(root)), on_finished=opened.append)
+    qtbot.waitUntil(lambda: bool(opened), timeout=120000)
+    b.attach_project(opened[0]["project"], opened[0]["rows"], opened[0]["classes"], opened[0]["counts"])
+
+    # import 500 more pictures into the 20,000 (the rows go into the grid, sorted, as
+    # they would from a drop), scrolling on while they arrive
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    png = (root / "a" / "a_00000.png").read_bytes()
+    for i in range(500):
+        (incoming / f"new_{i:04d}.png").write_bytes(png)
+    b.select_class("a")
+    t_import = time.perf_counter()
+    with qtbot.waitSignal(b.import_finished, timeout=120000) as sig:
+        assert b.import_files(sorted(str(p) for p in incoming.iterdir()), "a")
+        for row in range(0, 5000, 499):
+            b.view.scrollTo(b.model.index(min(row, b.model.rowCount() - 1)))
+            qtbot.wait(15)
+    imported = time.perf_counter() - t_import
+    assert sig.args[0]["imported"] == 500
+    qtbot.waitUntil(lambda: b.model.file_count() == N_FILES + 500 and not b.loader.busy, timeout=20000)
     meter.stop()
     gc.unfreeze()
+    assert b.counts["a"] == N_FILES // 4 + 500
+    b.detach_project()  # closes the store
 
-    assert b.model.file_count() == N_FILES
-    assert b.counts == {c: N_FILES // 4 for c in "abcd"}
-    assert b.model.requests < 2000, f"{b.model.requests} thumbnails requested: not lazy"
+    assert b.model.file_count() == N_FILES + 500
+    assert {c: b.counts[c] for c in "bcd"} == {c: N_FILES // 4 for c in "bcd"}
+    assert b.model.requests < 3000, f"{b.model.requests} thumbnails requested: not lazy"
     print(f"\n20,000 files: listed in {listed * 1000:.0f} ms, first thumbnail after "
-          f"{(first_thumb[0] - t0) * 1000:.0f} ms, max event-loop stall {fill_stall * 1000:.0f} ms while "
-          f"filling, {meter.max_gap * 1000:.0f} ms overall (with scrolling); {b.model.requests} thumbnails "
-          f"requested")
+          f"{(first_thumb[0] - t0) * 1000:.0f} ms; max event-loop stall {fill_stall * 1000:.0f} ms while "
+          f"filling, {scroll_stall * 1000:.0f} ms with scrolling, {meter.max_gap * 1000:.0f} ms overall "
+          f"(500 imported in {imported:.1f} s while scrolling); {b.model.requests} thumbnails requested")
     ms = sorted((b_ - a) * 1000 for a, b_ in zip([t0, *ticks], ticks))
     pct = {p: ms[min(len(ms) - 1, int(p / 100 * len(ms)))] for p in (95, 99)}
     print(f"event-loop gaps: max {ms[-1]:.0f} ms, p99 {pct[99]:.0f} ms, p95 {pct[95]:.0f} ms over {len(ms)} ticks; "
