@@ -189,8 +189,23 @@ class Trainer:
 
     # ------------------------------------------------------------------------ fit
     def fit(self, data: str | os.PathLike | ScanReport, callbacks: Sequence[Callback] = (),
-            test_dir: str | os.PathLike | None = None) -> TrainResult:
+            test_dir: str | os.PathLike | None = None, *,
+            initial_model: TrainedModel | dict[str, torch.Tensor] | str | os.PathLike | None = None,
+            initial_epoch: int = 0) -> TrainResult:
+        """Train ``config.epochs`` epochs in all (Keras' ``fit(epochs, initial_epoch)``).
+
+        Resume a stopped run with ``initial_model`` (its saved model, a path to one or a
+        state dict) and ``initial_epoch`` (the epochs it completed): training runs epochs
+        ``initial_epoch + 1`` to ``config.epochs``, numbered so, from those weights; the
+        learning-rate schedule (and the fine-tune recipe's phase) continues where it was.
+        The optimizer's running averages are not in a model file, so they start afresh.
+        """
         cfg = self.config
+        if not 0 <= initial_epoch < cfg.epochs:
+            raise TrainingError(f"cannot start at epoch {initial_epoch + 1}: the run has {cfg.epochs} epochs "
+                                "(all done already?)")
+        if isinstance(initial_model, (str, os.PathLike)):
+            initial_model = TrainedModel.load(initial_model)
         t_start = time.perf_counter()
         self.should_stop, self.stop_reason = False, None
         self._val_cache = None  # (suffix, (features, labels, indices)) of the frozen prefix, for the final report
@@ -201,11 +216,12 @@ class Trainer:
         torch.set_flush_denormal(True)
         device = select_device(cfg.device)
 
+        start_size = initial_model.image_size if isinstance(initial_model, TrainedModel) else None
         if isinstance(data, ScanReport):
             report = data
-            size = cfg.image_size or report.image_size or MAX_SCRATCH_SIZE
+            size = cfg.image_size or start_size or report.image_size or MAX_SCRATCH_SIZE
         else:
-            size = cfg.image_size or max(16, min(MAX_SCRATCH_SIZE, median_image_side(data)))
+            size = cfg.image_size or start_size or max(16, min(MAX_SCRATCH_SIZE, median_image_side(data)))
             report = scan_dataset(data, image_size=size, cache_budget=cfg.cache_budget,
                                   progress=lambda d, t: cb.on_prepare_progress("scan", d, t),
                                   should_stop=lambda: self.should_stop, workers=cfg.workers)
@@ -224,7 +240,9 @@ class Trainer:
 
         arch = M.arch_config(cfg.recipe, len(classes), size, channels, cfg.dropout, cfg.finetune_from)
         net = M.build_model(arch)
-        if cfg.recipe in ("transfer", "finetune"):
+        if initial_model is not None:
+            _load_initial_weights(net, initial_model, classes, channels)
+        elif cfg.recipe in ("transfer", "finetune"):
             M.load_pretrained_base(net, cfg.weights_path)
         # channels_last: 1.7x faster convolutions on CPU (oneDNN) and with tensor cores.
         mf = torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
@@ -257,16 +275,20 @@ class Trainer:
         train_src, val_src = source(train_idx, True), source(val_idx, False)
         amp = _Amp(device, cfg.mixed_precision)
         best = {"score": None, "state": None, "epoch": None}
-        epoch = 0
-        cb.on_train_begin({"epochs": total_epochs, "train_images": len(train_idx), "val_images": len(val_idx),
-                           "device": device_description(device), "recipe": cfg.recipe})
+        epoch = initial_epoch  # the last epoch completed, numbered over the whole (resumed) run
+        cb.on_train_begin({"epochs": total_epochs, "initial_epoch": initial_epoch, "train_images": len(train_idx),
+                           "val_images": len(val_idx), "device": device_description(device), "recipe": cfg.recipe})
+        phase_start = 0
         for phase, n_epochs, point, lr in phases:
-            if n_epochs <= 0 or self.should_stop:
+            skip = min(n_epochs, max(0, initial_epoch - phase_start))  # this phase's epochs done before
+            phase_start += n_epochs
+            if n_epochs - skip <= 0 or self.should_stop:
                 continue
             done, batch_size = self._run_phase(phase, n_epochs, point, lr, net, train_src, val_src, device, amp,
-                                               cb, best, epoch, batch_size)
+                                               cb, best, epoch, batch_size, skip)
             epoch += done
-        if epoch == 0 and self.stop_reason and not self.stop_reason.startswith("early"):
+        epochs_run = epoch - initial_epoch
+        if epochs_run == 0 and self.stop_reason and not self.stop_reason.startswith("early"):
             raise TrainingError(self.stop_reason)
         if best["state"] is not None:
             net.load_state_dict(best["state"])
@@ -280,14 +302,15 @@ class Trainer:
             val_report = (self._evaluate_cached(cached[0], cached[1], val_src, classes, amp) if cached is not None
                           else self._evaluate_source(net, val_src, classes, device, amp))
         test_report = None
-        if test_report_scan is not None and not (self.should_stop and best["state"] is None and epoch == 0):
+        if test_report_scan is not None and not (self.should_stop and best["state"] is None and epochs_run == 0):
             test_src = BatchSource(test_report_scan, np.arange(len(test_report_scan.samples)), batch_size,
                                    image_size=size, channels=channels, device=device, shuffle=False)
             test_report = self._evaluate_source(net, test_src, classes, device, amp)
             skipped += list(test_report_scan.skipped) + [SkippedFile(p, r) for p, r in test_src.failures.items()]
 
         seconds = time.perf_counter() - t_start
-        metrics: dict[str, Any] = {"best_epoch": best["epoch"], "epochs_run": epoch, "seconds": round(seconds, 2),
+        metrics: dict[str, Any] = {"best_epoch": best["epoch"], "epochs_run": epochs_run,
+                                   "initial_epoch": initial_epoch, "seconds": round(seconds, 2),
                                    "stopped": self.should_stop and self.stop_reason is None,
                                    "stop_reason": self.stop_reason, "skipped_files": len(skipped)}
         if val_report:
@@ -298,13 +321,14 @@ class Trainer:
         model = TrainedModel(network=net, classes=classes, recipe=cfg.recipe, architecture=arch, image_size=size,
                              channels=channels, unsure_threshold=self._state["threshold"], training=training,
                              metrics=metrics, history=copy.deepcopy(history.history))
-        cb.on_train_end({"epochs_run": epoch, "best_epoch": best["epoch"], "seconds": seconds})
-        return TrainResult(model, history.history, val_report, test_report, skipped, best["epoch"], epoch,
+        cb.on_train_end({"epochs_run": epochs_run, "best_epoch": best["epoch"], "seconds": seconds})
+        return TrainResult(model, history.history, val_report, test_report, skipped, best["epoch"], epochs_run,
                            self.should_stop, self.stop_reason, seconds, device_description(device), report)
 
     # ---------------------------------------------------------------------- phase
     def _run_phase(self, phase, n_epochs, point, lr, net, train_src, val_src, device, amp, cb, best,
-                   epoch0, batch_size):
+                   epoch0, batch_size, skip=0):
+        """Epochs ``skip + 1`` to ``n_epochs`` of a phase; ``epoch0``: epochs before them in the run."""
         cfg = self.config
         prefix, suffix = net.split(point)
         for p in net.parameters():
@@ -342,11 +366,10 @@ class Trainer:
 
         steps_per_epoch = max(1, math.ceil(len(train_src.indices) / batch_size))
         opt = _optimizer(cfg.optimizer, params, lr, cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=n_epochs * steps_per_epoch + 1,
-                                                    pct_start=0.15 if n_epochs > 2 else 0.3,
-                                                    anneal_strategy="cos", cycle_momentum=False)
+        sched = _one_cycle(opt, lr, n_epochs * steps_per_epoch + 1, 0.15 if n_epochs > 2 else 0.3,
+                           skip * steps_per_epoch)
         done = 0
-        while done < n_epochs and not self.should_stop:
+        while done < n_epochs - skip and not self.should_stop:
             epoch = epoch0 + done + 1
             cb.on_epoch_begin(epoch, {"phase": phase})
             t0 = time.perf_counter()
@@ -519,6 +542,43 @@ def _compact(r: Report) -> dict[str, Any]:
             "confusion_matrix": r.confusion_matrix}
 
 
+def _one_cycle(opt: torch.optim.Optimizer, lr: float, total_steps: int, pct_start: float,
+               start_step: int = 0) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The one-cycle schedule, ``start_step`` steps in (a resumed run continues its schedule)."""
+    div_factor, final_div_factor = 25.0, 1e4
+    start_step = min(start_step, total_steps - 1)
+    if start_step:
+        # what OneCycleLR writes into the groups at step 0, which it needs to start later on
+        for g in opt.param_groups:
+            g["initial_lr"] = lr / div_factor
+            g["max_lr"] = lr
+            g["min_lr"] = g["initial_lr"] / final_div_factor
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=pct_start,
+                                               anneal_strategy="cos", cycle_momentum=False, div_factor=div_factor,
+                                               final_div_factor=final_div_factor, last_epoch=start_step - 1)
+
+
+def _load_initial_weights(net: nn.Module, initial: TrainedModel | dict[str, torch.Tensor], classes: Sequence[str],
+                          channels: int) -> None:
+    """Put a saved model's weights into the freshly built network, or say why they do not fit."""
+    if isinstance(initial, TrainedModel):
+        if list(initial.classes) != list(classes):
+            raise TrainingError("cannot resume: the classes changed since that model was trained "
+                                f"({', '.join(initial.classes)} then, {', '.join(classes)} now); start a new run")
+        if initial.channels != channels:
+            raise TrainingError(f"cannot resume: that model reads {initial.channels}-channel images, "
+                                f"the dataset has {channels}-channel images")
+        state = initial.network.state_dict()
+    else:
+        state = initial
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise TrainingError("cannot resume: the saved model does not fit the network of these settings "
+                            f"({first[0] if first else e}); start a new run") from None
+
+
 def _optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -530,9 +590,10 @@ def _optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim
 
 
 @torch.no_grad()
-def evaluate_source(net: nn.Module, src: BatchSource, classes: Sequence[str], amp: _Amp | None = None,
+def _predict_source(net: nn.Module, src: BatchSource, amp: _Amp | None = None,
                     should_stop: Callable[[], bool] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> Report:
+                    progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, list]:
+    """Probabilities (N, C), true labels and paths of every image ``src`` could read."""
     net.eval()
     probs, labels, idxs = [], [], []
     total, done = len(src.indices), 0
@@ -550,9 +611,18 @@ def evaluate_source(net: nn.Module, src: BatchSource, classes: Sequence[str], am
         done += len(yb)
         if progress is not None:
             progress(done, total)
-    p = torch.cat(probs).numpy() if probs else np.zeros((0, len(classes)))
+    n_classes = len(src.report.classes)
+    p = torch.cat(probs).numpy() if probs else np.zeros((0, n_classes))
     y = torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
     paths = [src.report.samples[i].path for i in (np.concatenate(idxs) if idxs else [])]
+    return p, y, paths
+
+
+@torch.no_grad()
+def evaluate_source(net: nn.Module, src: BatchSource, classes: Sequence[str], amp: _Amp | None = None,
+                    should_stop: Callable[[], bool] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Report:
+    p, y, paths = _predict_source(net, src, amp, should_stop, progress)
     return classification_report(y, p, classes, paths)
 
 
@@ -572,3 +642,30 @@ def evaluate_model(model: TrainedModel, data_dir: str | os.PathLike, *, device: 
     result = evaluate_source(model.network, src, model.classes, _Amp(dev, True), should_stop, progress)
     skipped = list(report.skipped) + [SkippedFile(p, r) for p, r in src.failures.items()]
     return result, skipped
+
+
+def evaluate_split(model: TrainedModel, data_dir: str | os.PathLike, *, val_split: float = 0.2, seed: int = 0,
+                   device: str = "auto", batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None
+                   ) -> tuple[Report, list[dict[str, Any]], list[SkippedFile]]:
+    """Score a model on the validation split that training with ``val_split`` and ``seed``
+    sets aside (the same split function), with one prediction per image: ``{"path",
+    "true", "predicted", "confidence"}`` (for showing the images of a confusion-matrix
+    cell). The split is of the dataset as it is now."""
+    dev = select_device(device)
+    report = scan_dataset(data_dir, classes=model.classes, image_size=model.image_size, channels=model.channels,
+                          should_stop=should_stop)
+    _, val_idx = stratified_split(report, val_split, seed)
+    if not len(val_idx):
+        raise DatasetError(f"{data_dir}: no validation images of the model's classes "
+                           f"({', '.join(model.classes[:6])}{'...' if len(model.classes) > 6 else ''})")
+    model.network.to(dev)
+    src = BatchSource(report, val_idx, batch_size, image_size=model.image_size, channels=model.channels,
+                      device=dev, shuffle=False)
+    p, y, paths = _predict_source(model.network, src, _Amp(dev, True), should_stop, progress)
+    classes = model.classes
+    pred = p.argmax(1) if len(y) else np.zeros(0, dtype=np.int64)
+    per_image = [{"path": str(path), "true": classes[int(t)], "predicted": classes[int(k)],
+                  "confidence": float(p[i, k])} for i, (path, t, k) in enumerate(zip(paths, y, pred))]
+    skipped = list(report.skipped) + [SkippedFile(q, r) for q, r in src.failures.items()]
+    return classification_report(y, p, classes, paths), per_image, skipped

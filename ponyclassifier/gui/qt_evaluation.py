@@ -46,6 +46,7 @@ class QtEvaluation(QWidget):
         self.validation: dict[str, Any] | None = None
         self.test: dict[str, Any] | None = None
         self.predictions: list[dict[str, Any]] = []
+        self.heading: str | None = None
         self._thumb_targets: dict[str, list[Any]] = {}
         self._pixmaps: dict[str, QPixmap] = {}
         self.loader = ThumbnailLoader(size=THUMB, parent=self)
@@ -133,13 +134,15 @@ class QtEvaluation(QWidget):
         self.set_results(outcome.classes, outcome.validation, outcome.test, outcome.predictions)
 
     def set_results(self, classes: list[str], validation: dict[str, Any] | None, test: dict[str, Any] | None,
-                    predictions: list[dict[str, Any]] | None = None) -> None:
+                    predictions: list[dict[str, Any]] | None = None, heading: str | None = None) -> None:
         """Reports as ``metrics.Report.to_dict()`` (or the compact form the store keeps);
         ``predictions``: one dict per validation image (path, true, predicted, confidence);
-        without them the matrix cannot show its images."""
+        without them the matrix cannot show its images. ``heading`` names what is shown
+        (e.g. "Run 3 (scratch)")."""
         self.classes = list(classes or (validation or {}).get("classes", []))
         self.validation, self.test = validation, test
         self.predictions = list(predictions or [])
+        self.heading = heading
         self.loader.cancel_pending()
         self._thumb_targets.clear()
         self._show_scores()
@@ -148,7 +151,12 @@ class QtEvaluation(QWidget):
         self._fill_wrong()
         self.cell_images.clear()
         self.cell_title.setText("Click a cell of the confusion matrix to see its images."
-                                if self.predictions else "Images per cell are shown for the run just trained.")
+                                if self.predictions else "The images behind each cell are not known for this run.")
+
+    def set_cell_note(self, text: str) -> None:
+        """Say why the matrix cannot show its images yet (e.g. while they are worked out)."""
+        self.cell_images.clear()
+        self.cell_title.setText(text)
 
     def images_for(self, true: str, predicted: str) -> list[dict[str, Any]]:
         return [p for p in self.predictions if p["true"] == true and p["predicted"] == predicted]
@@ -192,6 +200,8 @@ class QtEvaluation(QWidget):
         else:
             parts.append("<i>no external test set (choose a test folder to see how the model does on photos "
                          "from elsewhere)</i>")
+        if self.heading:
+            parts.insert(0, f"<b>{self.heading}</b>")
         self.scores.setText(" &nbsp;·&nbsp; ".join(parts))
 
     def _fill_matrix(self) -> None:
@@ -238,6 +248,7 @@ class QtEvaluation(QWidget):
         while self.wrong_grid.count():
             w = self.wrong_grid.takeAt(0).widget()
             if w is not None:
+                w.hide()  # at once: deleteLater leaves it painted over the new cards until the loop runs
                 w.deleteLater()
         self.relabel_buttons = []
         losses = (self.validation or {}).get("top_losses") or []

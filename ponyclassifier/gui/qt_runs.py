@@ -64,7 +64,7 @@ class _Item(QTableWidgetItem):
 
 
 class QtRuns(QWidget):
-    run_activated = Signal(int)  # double-click: show this run's evaluation
+    run_activated = Signal(int)  # double-click or "Show evaluation": show this run's evaluation
     run_deleted = Signal(int)
     model_exported = Signal(str)  # path written
     export_failed = Signal(str)
@@ -116,6 +116,10 @@ class QtRuns(QWidget):
                            ("TorchScript (.pt)…", "torchscript")):
             menu.addAction(label, lambda f=fmt: self._on_export_chosen(f))
         self.export_button.setMenu(menu)
+        self.evaluate_button = QPushButton("Show evaluation")
+        self.evaluate_button.setToolTip("See this run's confusion matrix, scores per class and its most confident "
+                                        "mistakes (double-clicking a run does the same)")
+        self.evaluate_button.clicked.connect(self._on_evaluate_clicked)
         self.explain_button = QPushButton("Open in Explain")
         self.explain_button.setToolTip("See what this run's model learned: filters, response maps, saliency")
         self.explain_button.clicked.connect(lambda: self._open_selected("Explain"))
@@ -126,8 +130,8 @@ class QtRuns(QWidget):
         self.status.setWordWrap(True)
 
         buttons = QHBoxLayout()
-        for w in (self.refresh_button, self.csv_button, self.explain_button, self.predict_button,
-                  self.delete_button, self.export_button):
+        for w in (self.refresh_button, self.csv_button, self.evaluate_button, self.explain_button,
+                  self.predict_button, self.delete_button, self.export_button):
             buttons.addWidget(w)
         buttons.addStretch(1)
         top = QWidget()
@@ -295,6 +299,7 @@ class QtRuns(QWidget):
         run = self.run(ids[0]) if one else None
         has_model = bool(run and run.model_path and os.path.exists(run.model_path))
         self.export_button.setEnabled(has_model)
+        self.evaluate_button.setEnabled(bool(run and (has_model or (run.metrics or {}).get("validation"))))
         self.explain_button.setEnabled(has_model)
         self.predict_button.setEnabled(has_model)
         self.csv_button.setEnabled(bool(self.runs))
@@ -332,6 +337,11 @@ class QtRuns(QWidget):
                 self._overlay[rid] = self.plot.plot([], [], pen=pen, symbol="o", symbolSize=5,
                                                     symbolBrush=PALETTE[rid % len(PALETTE)], name=name)
             self._overlay[rid].setData(xs, ys)
+
+    def _on_evaluate_clicked(self) -> None:
+        ids = self.selected_run_ids()
+        if len(ids) == 1:
+            self.run_activated.emit(ids[0])
 
     def _on_delete_clicked(self) -> None:
         ids = self.selected_run_ids()

@@ -4,12 +4,19 @@ Left: the recipe (with its plain-language help), hyperparameters with per-recipe
 defaults, augmentation, device, an optional external test folder, Start / Stop / Resume.
 Right, in tabs: the model summary (computed off the GUI thread whenever the recipe or
 size changes, before any training), live curves with progress and a log, the
-evaluation of the last run (:class:`QtEvaluation`) and the project's runs
-(:class:`QtRuns`).
+evaluation of the last run or of any run picked in the runs table (:class:`QtEvaluation`;
+a run from an earlier session is evaluated again from its model file on a worker, to know
+the images behind each confusion-matrix cell) and the project's runs (:class:`QtRuns`).
 
 Training runs on its own thread (:class:`~ponyclassifier.gui.training_thread.TrainingRun`).
 Signals only store numbers here; a 25 Hz timer pushes them into curves created once
-(``setData``), so the plots never redraw per batch.
+(``setData``), so the plots never redraw per batch. What keeps the event loop under
+100 ms while training (RELIABILITY case 24), measured with ``tests/gui/latency.py``:
+the axes (their tick labels and grid were most of a repaint) get fixed ranges for the
+run, move only when the data leaves them (:func:`_range_top`), draw major grid lines
+only and are cached as pixmaps; at most one plot is pushed per timer tick (widgets made
+dirty together are painted in one go); the training view is painted once while idle
+and again before the run starts competing for the CPU.
 """
 
 from __future__ import annotations
@@ -22,20 +29,21 @@ from typing import Any
 
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox,
-                               QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QGraphicsItem, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
+                               QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from ..core import models as M
 from ..core.augment import AugmentConfig
 from ..core.dataset import list_class_folders
-from ..core.engine import RECIPE_DEFAULTS, MAX_SCRATCH_SIZE, TrainConfig, TrainingError, median_image_side
+from ..core.engine import (RECIPE_DEFAULTS, MAX_SCRATCH_SIZE, TrainConfig, TrainingError, evaluate_split,
+                           median_image_side)
 from ..core.store import ProjectStore
 from ..core.summary import ModelSummary, format_count, recipe_summary
+from ..core.trained import TrainedModel
 from .qt_evaluation import QtEvaluation
 from .qt_runs import QtRuns
 from .training_thread import TrainingOutcome, TrainingRun
@@ -72,6 +80,26 @@ def device_choices() -> list[tuple[str, str]]:
     return out
 
 
+def _nice_ceiling(v: float) -> float:
+    """The smallest of 1, 1.5, 2, 3, 5, 7.5 times a power of ten that is at least ``v``."""
+    if not math.isfinite(v) or v <= 0:
+        return 1.0
+    base = 10.0 ** math.floor(math.log10(v))
+    return next(m * base for m in (1, 1.5, 2, 3, 5, 7.5, 10) if m * base >= v * (1 - 1e-9))
+
+
+def _range_top(values, top: float) -> float:
+    """The top of a [0, top] axis for ``values``: kept while they fit and fill more than a
+    third of it, so the axis (and its tick labels) are re-laid only now and then."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return top or 1.0
+    high = max(finite) * 1.05
+    if top and top / 3 <= high <= top:
+        return top
+    return _nice_ceiling(high)
+
+
 def _fmt_duration(s: float) -> str:
     if not math.isfinite(s) or s < 0:
         return "–"
@@ -85,6 +113,7 @@ class QtTrainingPanel(QWidget):
     model_saved = Signal(str)  # the run's model file, once training ended with a model
     relabel_requested = Signal(str, str)  # from the evaluation gallery: path, new class
     open_model_requested = Signal(str, str)  # from the runs table: model file, "Explain" or "Predict"
+    evaluation_ready = Signal(int)  # a recorded run's model was evaluated and is shown (run id)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -98,6 +127,9 @@ class QtTrainingPanel(QWidget):
         self._summary_generation = 0
         self._median_side: dict[str, int] = {}
         self._classes: list[str] = []
+        self._run_results: dict[int, tuple[dict, list]] = {}  # run id -> (validation report, per-image predictions)
+        self._eval_job = None
+        self._eval_generation = 0
         self.extra_callbacks: list = []  # core Callbacks added to every run (tests, plugins)
         self._reset_series()
         self._build()
@@ -110,6 +142,9 @@ class QtTrainingPanel(QWidget):
         self._summary_timer.timeout.connect(self._compute_summary)
         self._apply_recipe_defaults("scratch")
         self._update_buttons()
+        self._release_after_paint: TrainingRun | None = None
+        self._warmed_up = False
+        self.batch_plot.viewport().installEventFilter(self)
 
     # =============================================================== building
     def _build(self) -> None:
@@ -251,6 +286,7 @@ class QtTrainingPanel(QWidget):
         self.tabs.addTab(self.evaluation, "Evaluation")
         self.runs_view = QtRuns()
         self.runs_view.run_activated.connect(self._on_runs_view_run_activated)
+        self.runs_view.run_deleted.connect(self._on_runs_view_run_deleted)
         self.runs_view.open_model_requested.connect(self.open_model_requested)
         self.tabs.addTab(self.runs_view, "Runs")
 
@@ -305,11 +341,23 @@ class QtTrainingPanel(QWidget):
             p.setClipToView(True)
             p.getAxis("left").enableAutoSIPrefix(False)
             p.setMinimumHeight(180)
+            # Axes (tick labels and grid) and titles are re-drawn from a pixmap unless their
+            # range changed: replaying their text on every repaint was most of its cost.
+            for name in ("left", "bottom"):
+                # grid lines at the labelled ticks only: the minor ones tripled the cost of
+                # every axis repaint, and the plot reads as well without them
+                p.getAxis(name).setStyle(maxTickLevel=0)
+            for item in (p.getAxis("left"), p.getAxis("bottom"), p.getPlotItem().titleLabel,
+                         p.getPlotItem().legend):
+                if item is not None:
+                    item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            p.setMouseEnabled(x=False, y=False)  # ranges are managed below; a drag would fight them
+            p.hideButtons()
             return p
 
         self.loss_plot = plot("Loss per epoch", "loss", "epoch")
         self.acc_plot = plot("Accuracy per epoch", "accuracy", "epoch")
-        self.acc_plot.setYRange(0, 1)
+        self.acc_plot.setYRange(0, 1.02, padding=0)
         self.batch_plot = plot("Training loss per batch", "loss", "batch")
         pen = lambda c, w=2: pg.mkPen(c, width=w)  # noqa: E731
         self.curves = {
@@ -357,6 +405,25 @@ class QtTrainingPanel(QWidget):
         v.addWidget(split, 1)
         return w
 
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.Type.Paint and obj is self.batch_plot.viewport() and self._release_after_paint:
+            # the training view is being painted now: the run starts once this paint is done
+            QTimer.singleShot(0, self._release_after_paint.release)
+            self._release_after_paint = None
+        return False
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._warmed_up:
+            self._warmed_up = True
+            QTimer.singleShot(0, self._warm_up)
+
+    def _warm_up(self) -> None:
+        # The first paint of the plots lays out their axes, loads fonts and fills caches;
+        # done once while idle, not when a training starts and competes with it.
+        if self.tabs.currentIndex() != 1 and self.isVisible():
+            self.tabs.widget(1).grab()
+
     # ================================================================ public
     def set_project(self, root: Path | str | None, store: ProjectStore | None = None) -> None:
         """Show ``root`` (a class-folder dataset) and record runs in ``store`` (None: runs are
@@ -367,6 +434,8 @@ class QtTrainingPanel(QWidget):
         self.store = store
         self._summary_generation += 1  # a summary still being worked out is for the old project
         self._classes = list_class_folders(self.root) if self.root is not None and self.root.is_dir() else []
+        self._cancel_evaluation()
+        self._run_results.clear()
         self.runs_view.set_store(store)
         self.evaluation.clear()
         self.last_outcome = None
@@ -418,16 +487,16 @@ class QtTrainingPanel(QWidget):
             return None
         o, cfg = self.last_outcome, self._last_config
         done = o.first_epoch - 1 + o.epochs_run
-        planned = cfg.epochs or done + 1
-        remaining = max(1, planned - done)
-        resumed = TrainConfig(**{**cfg.__dict__, "epochs": remaining, "image_size": cfg.image_size})
-        self._log(f"Resuming run {o.run_id} from its saved model: epochs {done + 1}–{done + remaining}.")
+        planned = max(cfg.epochs or 1, done + 1)
+        resumed = TrainConfig(**{**cfg.__dict__, "epochs": planned})
+        self._log(f"Resuming run {o.run_id} from its saved model: epochs {done + 1}–{planned}.")
         return self._launch(resumed, resume_model=o.model_path, epoch_offset=done, resumed_from=o.run_id,
                             planned_total=planned)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Stop a running training and wait for its thread (for the window's closeEvent)."""
         self._summary_timer.stop()
+        self._cancel_evaluation()
         if self.run is not None:
             self.run.stop()
             ok = self.run.wait(timeout_ms)
@@ -458,6 +527,7 @@ class QtTrainingPanel(QWidget):
             return None
         self.run = run
         self._planned_total = planned_total or (run.config.epochs or 1)
+        self._set_epoch_range()
         self._last_config = cfg if resume_model is None else self._last_config
         run.prepare_progressed.connect(self._on_run_prepare_progressed)
         run.train_started.connect(self._on_run_train_started)
@@ -466,7 +536,13 @@ class QtTrainingPanel(QWidget):
         run.epoch_finished.connect(self._on_run_epoch_finished)
         run.message_logged.connect(self._log)
         run.finished.connect(self._on_run_finished)
-        run.start()
+        # the training tab is painted (its first paint is the costliest) before the run
+        # starts competing with the GUI thread
+        self.tabs.setCurrentIndex(1)
+        run.start(hold=self.isVisible())
+        if self.isVisible():
+            self._release_after_paint = run
+            self.batch_plot.viewport().update()
         if run.store_error:
             self._log(f"Note: {run.store_error}")
         self._t_train = None
@@ -475,7 +551,6 @@ class QtTrainingPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("Reading images…")
         self.status_label.setText(f"Preparing {RECIPE_LABELS[cfg.recipe].lower()}…")
-        self.tabs.setCurrentIndex(1)
         self._redraw_timer.start()
         self._update_buttons()
         self.training_started.emit(run.run_id if run.run_id is not None else -1)
@@ -488,9 +563,12 @@ class QtTrainingPanel(QWidget):
         self.batch_raw: list[float] = []
         self.batch_smooth: list[float] = []
         self._ema: float | None = None
-        self._dirty = self._epochs_dirty = self._batches_dirty = True
+        self._dirty = self._loss_dirty = self._acc_dirty = self._batches_dirty = True
+        self._loss_top = self._batch_top = 0.0
+        self._batch_xmax = 0
         self._progress: dict[str, Any] = {}
         self._best_epoch: int | None = None
+        self._best_score: tuple[float, float] | None = None
         self._t_train: float | None = None
         self._batch_pushed = 0.0
         self._train_images = 0
@@ -507,6 +585,11 @@ class QtTrainingPanel(QWidget):
     def _on_run_train_started(self, logs: dict) -> None:
         self._t_train = time.perf_counter()
         self._train_images = logs.get("train_images", 0)
+        if self.run is not None:  # the batch plot's x axis: every batch this run plans, fixed
+            per_epoch = math.ceil(self._train_images / max(1, self.run.config.batch_size or 32))
+            epochs = int(logs.get("epochs", 1)) - int(logs.get("first_epoch", 1)) + 1
+            self._batch_xmax = max(10, len(self.batch_x) + max(1, epochs) * per_epoch)
+            self.batch_plot.setXRange(0, self._batch_xmax, padding=0)
         self._log(f"Training {logs.get('recipe')} on {logs.get('device')}: {logs.get('train_images')} training and "
                   f"{logs.get('val_images')} validation images, epochs {logs.get('first_epoch')}–"
                   f"{logs.get('epochs')}.")
@@ -538,12 +621,14 @@ class QtTrainingPanel(QWidget):
             v = logs.get(k)
             s[k].append(float(v) if v is not None else math.nan)
         self._epoch_done = epoch
-        va = [v for v in s["val_accuracy"] if math.isfinite(v)]
-        if va and math.isfinite(s["val_accuracy"][-1]) and s["val_accuracy"][-1] >= max(va):
-            self._best_epoch = epoch
+        va, vl = s["val_accuracy"][-1], s["val_loss"][-1]
+        if math.isfinite(va):  # the engine's rule: best accuracy, then lowest loss among equals
+            score = (va, -vl if math.isfinite(vl) else -math.inf)
+            if self._best_score is None or score > self._best_score:
+                self._best_score, self._best_epoch = score, epoch
         self._progress = {"epoch": epoch, "seen": self._train_images, "train_images": self._train_images,
                           "images_per_second": logs.get("images_per_second", 0.0)}
-        self._dirty = self._epochs_dirty = True
+        self._dirty = self._loss_dirty = self._acc_dirty = True
         val = ""
         if logs.get("val_loss") is not None and math.isfinite(logs["val_loss"]):
             val = f" · val loss {logs['val_loss']:.4f}, val acc {100 * logs['val_accuracy']:.1f}%"
@@ -554,8 +639,9 @@ class QtTrainingPanel(QWidget):
     @Slot(object)
     def _on_run_finished(self, outcome: TrainingOutcome) -> None:
         self._redraw_timer.stop()
-        self._dirty = self._epochs_dirty = self._batches_dirty = True
-        self._on_redraw_timer_timeout()
+        if outcome.best_epoch is not None:
+            self._best_epoch = outcome.best_epoch  # the model kept; the line shows it
+        self._push_plots()
         self.last_outcome = outcome
         if outcome.status == "failed":
             self._log(f"Training failed: {outcome.error}")
@@ -586,7 +672,12 @@ class QtTrainingPanel(QWidget):
             self.status_label.setText(text + ("" if not outcome.model_path else
                                               " &nbsp;— see <b>Evaluation</b> for the mistakes"))
             if outcome.validation:
-                self.evaluation.set_outcome(outcome)
+                self._cancel_evaluation()
+                if outcome.run_id is not None and outcome.predictions:
+                    self._run_results[outcome.run_id] = (outcome.validation, list(outcome.predictions))
+                self.evaluation.set_results(outcome.classes, outcome.validation, outcome.test, outcome.predictions,
+                                            heading=None if outcome.run_id is None else
+                                            f"Run {outcome.run_id} ({self.run.config.recipe if self.run else ''})")
         if self.run is not None and self.run.store_error:
             self._log(f"Note: {self.run.store_error}")
         self.runs_view.refresh()
@@ -598,27 +689,71 @@ class QtTrainingPanel(QWidget):
     # ================================================================ redraw
     @Slot()
     def _on_redraw_timer_timeout(self) -> None:
-        # Only what changed is pushed: an unchanged plot then does not repaint, and every
-        # repaint costs GUI-thread time that the training thread competes for (the GIL).
-        if self._epochs_dirty:
-            self._epochs_dirty = False
-            s = self.series
-            for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
-                self.curves[k].setData(s["epoch"], s[k])
-            step = max(1, math.ceil(len(s["epoch"]) / 10))  # whole epochs on the axis, never 1.5
-            for plot in (self.loss_plot, self.acc_plot):
-                plot.getAxis("bottom").setTickSpacing(step, step)
-            if self._best_epoch is not None:
-                self.best_line.setValue(self._best_epoch)
-                self.best_line.setVisible(True)
+        # Only what changed is pushed, and at most one plot per tick: every repaint costs
+        # GUI-thread time that the training thread competes for (the GIL), and widgets
+        # made dirty in the same tick are all painted in one go (one long stall).
+        if self._release_after_paint is not None:  # the batch plot was not painted (hidden): go on
+            self._release_after_paint.release()
+            self._release_after_paint = None
         now = time.perf_counter()
-        # the batch plot's x range grows on every update, so each push re-lays its axis
-        # (~25 ms of painting): 5 Hz is live enough for a loss curve
-        if self._batches_dirty and now - self._batch_pushed >= BATCH_PLOT_S:
-            self._batches_dirty = False
-            self._batch_pushed = now
-            self.curves["batch_raw"].setData(self.batch_x, self.batch_raw)
-            self.curves["batch_smooth"].setData(self.batch_x, self.batch_smooth)
+        if self._loss_dirty:
+            self._push_loss()
+        elif self._acc_dirty:
+            self._push_accuracy()
+        elif self._batches_dirty and now - self._batch_pushed >= BATCH_PLOT_S:
+            # a loss curve is live enough at 5 Hz
+            self._push_batches(now)
+        self._update_progress()
+
+    def _push_plots(self) -> None:
+        self._dirty = True
+        self._push_loss()
+        self._push_accuracy()
+        self._push_batches(time.perf_counter())
+        self._update_progress()
+
+    def _push_loss(self) -> None:
+        self._loss_dirty = False
+        s = self.series
+        for k in ("train_loss", "val_loss"):
+            self.curves[k].setData(s["epoch"], s[k])
+        top = _range_top(s["train_loss"] + s["val_loss"], self._loss_top)
+        if top != self._loss_top:
+            self._loss_top = top
+            self.loss_plot.setYRange(0, top, padding=0)
+
+    def _push_accuracy(self) -> None:
+        self._acc_dirty = False
+        s = self.series
+        for k in ("train_accuracy", "val_accuracy"):
+            self.curves[k].setData(s["epoch"], s[k])
+        if self._best_epoch is not None:
+            self.best_line.setValue(self._best_epoch)
+            self.best_line.setVisible(True)
+
+    def _push_batches(self, now: float) -> None:
+        self._batches_dirty = False
+        self._batch_pushed = now
+        n = len(self.batch_x)
+        if n > self._batch_xmax:  # more batches than planned (a halved batch size)
+            self._batch_xmax = max(10, math.ceil(1.25 * n))
+            self.batch_plot.setXRange(0, self._batch_xmax, padding=0)
+        self.curves["batch_raw"].setData(self.batch_x, self.batch_raw)
+        self.curves["batch_smooth"].setData(self.batch_x, self.batch_smooth)
+        top = _range_top(self.batch_raw[-400:], self._batch_top)
+        if top != self._batch_top:
+            self._batch_top = top
+            self.batch_plot.setYRange(0, top, padding=0)
+
+    def _set_epoch_range(self) -> None:
+        """Whole epochs on the x axis, fixed for the run (a moving range re-lays the axes)."""
+        n = max(1, self._planned_total)
+        step = max(1, math.ceil(n / 10))  # whole epochs, never 1.5
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.setXRange(0.5, n + 0.5, padding=0)
+            plot.getAxis("bottom").setTickSpacing(step, step)
+
+    def _update_progress(self) -> None:
         if not self._dirty:
             return
         self._dirty = False
@@ -730,14 +865,87 @@ class QtTrainingPanel(QWidget):
             self.test_dir.setText(folder)
 
     def _on_runs_view_run_activated(self, run_id: int) -> None:
+        if self.runs_view.run(run_id) is not None:
+            self.show_run_evaluation(run_id)
+            self.tabs.setCurrentWidget(self.evaluation)
+
+    def _on_runs_view_run_deleted(self, run_id: int) -> None:
+        self._run_results.pop(run_id, None)
+
+    # ============================================================ evaluation
+    def show_run_evaluation(self, run_id: int):
+        """Show a recorded run in the Evaluation tab. Its stored scores show at once; when
+        the per-image predictions behind the confusion matrix are not at hand (a run from
+        an earlier session), its model file is evaluated on the project's validation split
+        on a worker, and the view is filled again with that result (the job, or None)."""
         run = self.runs_view.run(run_id)
         if run is None:
-            return
+            return None
+        self._cancel_evaluation()
         m = run.metrics or {}
+        heading = f"Run {run_id} ({run.recipe})"
+        cached = self._run_results.get(run_id)
+        if cached is not None:
+            report, predictions = cached
+            self.evaluation.set_results(report.get("classes", []), report, m.get("test"), predictions,
+                                        heading=heading)
+            return None
         val = m.get("validation")
-        if val:
-            self.evaluation.set_results(list(val.get("per_class", {}).keys()), val, m.get("test"), None)
-            self.tabs.setCurrentWidget(self.evaluation)
+        self.evaluation.set_results(list((val or {}).get("per_class", {}).keys()), val, m.get("test"), None,
+                                    heading=heading)
+        path = run.model_path
+        if not path or not os.path.exists(path):
+            self.evaluation.set_cell_note("This run has no model file (it was not saved, or was deleted), so the "
+                                          "images behind each cell cannot be shown.")
+            return None
+        data_dir = run.settings.get("dataset")
+        if not data_dir or not os.path.isdir(data_dir):
+            data_dir = os.fspath(self.root) if self.root is not None else None
+        if data_dir is None:
+            return None
+        val_split, seed = float(run.settings.get("val_split", 0.2)), int(run.settings.get("seed", 0))
+        test = m.get("test")
+        gen, store = self._eval_generation, self.store
+
+        def work(state):
+            model = TrainedModel.load(path)
+            state.check()
+            report, predictions, skipped = evaluate_split(model, data_dir, val_split=val_split, seed=seed,
+                                                          progress=state.progress,
+                                                          should_stop=lambda: state.cancelled)
+            state.check()
+            return gen, run_id, report.to_dict(), predictions, len(skipped)
+
+        def finished(result) -> None:
+            g, rid, report, predictions, skipped = result
+            if self.store is store:  # kept for the next time, unless the project changed meanwhile
+                self._run_results[rid] = (report, predictions)
+            if g != self._eval_generation:  # another run (or a training) is shown now
+                return
+            self.evaluation.set_results(report["classes"], report, test, predictions,
+                                        heading=f"{heading}, evaluated now on {report['count']} validation images"
+                                        + (f" ({skipped} unreadable skipped)" if skipped else ""))
+            self.evaluation_ready.emit(rid)
+
+        def failed(message: str, details: str) -> None:
+            if gen == self._eval_generation:
+                self.evaluation.set_cell_note(f"Could not evaluate run {run_id}'s model: {message}")
+
+        def progressed(done: int, total: int) -> None:
+            if gen == self._eval_generation:
+                self.evaluation.set_cell_note(f"Evaluating run {run_id}'s model on the validation images to find "
+                                              f"the images behind each cell… {done} / {total}")
+
+        self.evaluation.set_cell_note(f"Evaluating run {run_id}'s model on the validation images to find the "
+                                      "images behind each cell…")
+        self._eval_job = run_job(work, on_finished=finished, on_failed=failed, on_progress=progressed)
+        return self._eval_job
+
+    def _cancel_evaluation(self) -> None:
+        self._eval_generation += 1
+        if self._eval_job is not None:
+            self._eval_job.cancel()
+            self._eval_job = None
 
     def _update_buttons(self) -> None:
         busy = self.is_training

@@ -14,18 +14,18 @@
   best model overwrites it atomically at the end), and the per-image validation
   predictions the evaluation view needs.
 
-Resume: the engine has no "start from these weights" option, so :class:`ResumeWeights`
-(a callback) loads a saved model's weights into the freshly built network in
-``on_train_begin``, which the engine calls after building the network and moving it to
-its device and before the first feature pass or batch. It reads the network from
-``trainer._state["net"]``; see the module's note in the report for the engine change
-that would make this a public option (``Trainer.fit(initial_weights=..., initial_epoch=...)``).
+Resume: ``Trainer.fit(initial_model=..., initial_epoch=...)`` starts from the stopped
+run's saved model (read on the training thread) and numbers the epochs on from it; the
+learning-rate schedule continues where that run stopped.
 
 Responsiveness: with small images the training thread is mostly Python (the GIL), and
 every Qt call the GUI thread makes while painting releases and re-takes the GIL. With
 CPython's default 5 ms switch interval each re-take can wait 5 ms, so one plot repaint
 became a 100-300 ms stall. While a run is active the switch interval is lowered to
-:data:`GIL_SWITCH_INTERVAL` (and put back after the last run ends).
+:data:`GIL_SWITCH_INTERVAL` (and put back after the last run ends); measured on 2 cores,
+0.5 ms gave a worst gap of 33-35 ms against 44-54 ms at 5 ms. The run also leaves a core
+to the GUI thread (torch's intra-op threads and the image-reading threads), and with
+``start(hold=True)`` waits until the view that shows it has been painted.
 
 Every signal that leaves this module fires on the GUI thread: the worker emits private
 ``_raw`` signals, relayed to the public ones by queued connections (as ``workers.py``).
@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ from ..core.preprocess import to_float
 from ..core.store import STORE_DIR, ProjectStore, StoreError
 from ..core.trained import TrainedModel
 
-__all__ = ["TrainingBridge", "TrainingRun", "TrainingOutcome", "ResumeWeights", "models_dir"]
+__all__ = ["TrainingBridge", "TrainingRun", "TrainingOutcome", "models_dir"]
 
 
 GIL_SWITCH_INTERVAL = 0.0005  # seconds
@@ -124,8 +125,11 @@ class TrainingBridge(Callback):
         self._prepare_last = 0.0
         self._last_yield = 0.0
         self.yield_every, self.yield_for = 0.025, 0.002
+        self.stop_requested = False  # set by TrainingRun.stop; survives fit() clearing should_stop
 
     def on_prepare_progress(self, stage: str, done: int, total: int) -> None:
+        if self.stop_requested:
+            self.trainer.should_stop = True
         now = time.perf_counter()
         if done >= total or now - self._prepare_last >= self.batch_interval:
             self._prepare_last = now
@@ -133,9 +137,11 @@ class TrainingBridge(Callback):
         self._yield_gil(now)
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
+        if self.stop_requested:
+            self.trainer.should_stop = True
         self._train_images = int(logs.get("train_images", 0))
         logs = _plain(logs) | {"epochs": int(logs.get("epochs", 0)) + self.epoch_offset,
-                                "first_epoch": self.epoch_offset + 1}
+                                "first_epoch": int(logs.get("initial_epoch", 0)) + self.epoch_offset + 1}
         self.signals.train_started.emit(logs)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
@@ -179,31 +185,6 @@ class TrainingBridge(Callback):
 
     def on_message(self, text: str) -> None:
         self.signals.message_logged.emit(str(text))
-
-
-class ResumeWeights(Callback):
-    """Start a run from a saved model's weights (see the module docstring). Given a path,
-    the file is read here, on the training thread."""
-
-    def __init__(self, model: TrainedModel | str | os.PathLike):
-        self._source = model
-        self.model: TrainedModel | None = model if isinstance(model, TrainedModel) else None
-
-    def on_train_begin(self, logs: dict[str, Any]) -> None:
-        if self.model is None:
-            self.model = TrainedModel.load(self._source)
-        state = getattr(self.trainer, "_state", {})
-        net = state.get("net")
-        if net is None:
-            raise TrainingError("cannot resume: this version of the engine does not expose its network")
-        if list(state.get("classes", [])) != list(self.model.classes):
-            raise TrainingError("cannot resume: the classes changed since that run "
-                                f"({', '.join(self.model.classes)} then, {', '.join(state.get('classes', []))} now); "
-                                "start a new run instead")
-        try:
-            net.load_state_dict(self.model.network.state_dict(), strict=True)
-        except RuntimeError as e:
-            raise TrainingError(f"cannot resume: the saved model does not fit this network ({e})") from None
 
 
 @dataclass
@@ -277,9 +258,10 @@ class _Worker(QObject):
 
     def _fit(self) -> TrainingOutcome:
         r = self._run
+        # Let the GUI thread paint the training view before the training thread (and its
+        # image-reading threads) compete with it for the CPU and the GIL.
+        r.gui_ready.wait(2.0)
         callbacks: list[Callback] = [r.bridge]
-        if r.resume_model is not None:
-            callbacks.insert(0, ResumeWeights(r.resume_model))
         if r.model_path is not None:
             callbacks.append(ModelCheckpoint(r.model_path, monitor="val_accuracy"))
         callbacks += list(r.extra_callbacks)
@@ -288,7 +270,8 @@ class _Worker(QObject):
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 2) - 1)))
         try:
-            result = r.trainer.fit(r.data_dir, callbacks=callbacks, test_dir=r.test_dir)
+            result = r.trainer.fit(r.data_dir, callbacks=callbacks, test_dir=r.test_dir,
+                                   initial_model=r.resume_model, initial_epoch=r.epoch_offset)
         finally:
             torch.set_num_threads(threads)
         user_stop = result.stopped and result.stop_reason is None
@@ -310,8 +293,7 @@ class _Worker(QObject):
                                            for k, vs in result.history.items()},
             result.val_report.to_dict() if result.val_report else None,
             result.test_report.to_dict() if result.test_report else None,
-            predictions, list(result.model.classes), None if result.best_epoch is None
-            else result.best_epoch + r.epoch_offset, result.epochs_run, r.epoch_offset + 1,
+            predictions, list(result.model.classes), result.best_epoch, result.epochs_run, r.epoch_offset + 1,
             result.stop_reason, float(result.seconds), result.device, int(metrics.get("skipped_files", 0)))
 
 
@@ -320,8 +302,11 @@ class TrainingRun(QObject):
     asks the engine to stop before its next batch (the best model so far is kept).
 
     ``finished`` fires once, after the thread has ended, with a :class:`TrainingOutcome`
-    (status "failed" with ``error`` when the run could not train). Epoch numbers in every
-    signal continue after ``epoch_offset`` (a resumed run).
+    (status "failed" with ``error`` when the run could not train).
+
+    Resume: ``resume_model`` (the stopped run's model file or model) and ``epoch_offset``
+    (the epochs that run completed); ``config.epochs`` is the whole run's, so the new run
+    trains epochs ``epoch_offset + 1`` to ``config.epochs``, numbered so in every signal.
     """
 
     prepare_progressed = Signal(str, int, int)  # stage, done, total
@@ -335,9 +320,13 @@ class TrainingRun(QObject):
 
     def __init__(self, config: TrainConfig, data_dir: str | os.PathLike, *, store: ProjectStore | None = None,
                  project_root: str | os.PathLike | None = None, test_dir: str | os.PathLike | None = None,
-                 resume_model: TrainedModel | str | os.PathLike | None = None, epoch_offset: int = 0, resumed_from: int | None = None,
+                 resume_model: TrainedModel | str | os.PathLike | None = None, epoch_offset: int = 0,
+                 resumed_from: int | None = None,
                  extra_callbacks: Sequence[Callback] = (), parent: QObject | None = None):
         super().__init__(parent)
+        if config.workers is None:
+            # image-reading threads: leave a core to the GUI thread (as for torch's threads)
+            config = TrainConfig(**{**config.__dict__, "workers": max(1, (os.cpu_count() or 2) - 1)})
         self.trainer = Trainer(config)  # resolves and checks the config now, on the GUI thread
         self.config = self.trainer.config
         self.data_dir = os.fspath(data_dir)
@@ -355,7 +344,7 @@ class TrainingRun(QObject):
         self.store_error: str | None = None
         self._started_at = 0.0
         self._signals = _BridgeSignals()
-        self.bridge = TrainingBridge(self._signals, epoch_offset)
+        self.bridge = TrainingBridge(self._signals)  # the engine numbers a resumed run's epochs itself
         q = Qt.ConnectionType.QueuedConnection
         self._signals.prepare_progressed.connect(self.prepare_progressed, q)
         self._signals.train_started.connect(self.train_started, q)
@@ -365,9 +354,14 @@ class TrainingRun(QObject):
         self._signals.message_logged.connect(self.message_logged, q)
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
+        self.gui_ready = threading.Event()
 
     # ------------------------------------------------------------------ control
-    def start(self) -> None:
+    def start(self, hold: bool = False) -> None:
+        """Start the thread. ``hold``: it waits (at most 2 s) for :meth:`release`, so the GUI
+        can first paint the view that will show the run."""
+        if not hold:
+            self.gui_ready.set()
         if self._thread is not None:
             raise RuntimeError("a TrainingRun runs once; make a new one")
         self._record_start()
@@ -384,7 +378,13 @@ class TrainingRun(QObject):
 
     def stop(self) -> None:
         """Stop before the next batch; the best model so far is kept and saved."""
+        self.bridge.stop_requested = True
         self.trainer.should_stop = True
+        self.gui_ready.set()
+
+    def release(self) -> None:
+        """Let a run started with ``hold=True`` begin its work."""
+        self.gui_ready.set()
 
     @property
     def running(self) -> bool:

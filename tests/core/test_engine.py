@@ -3,7 +3,6 @@ feature caching, bad files mid-training (case 8), untrainable datasets (case 22)
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +107,76 @@ def test_stop_mid_epoch_within_one_batch_keeps_best_model(shapes):
     assert result.epochs_run == 1 and result.stopped
     assert result.best_epoch == 1
     assert len(result.history["val_accuracy"]) == 1
+
+
+class Snapshot(Callback):
+    """Keeps the network's weights at the end of one epoch, and the weights it starts from."""
+
+    def __init__(self, epoch=None):
+        self.epoch = epoch
+        self.state = None
+        self.start = None
+
+    def on_train_begin(self, logs):
+        self.start = {k: v.detach().clone() for k, v in self.trainer.current_model().network.state_dict().items()}
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch == self.epoch:
+            self.state = {k: v.detach().clone() for k, v in self.trainer.current_model().network.state_dict().items()}
+            self.trainer.should_stop = True
+
+
+def test_resume_continues_weights_epochs_and_schedule(shapes, tmp_path):
+    full = Recorder()
+    Trainer(quick(epochs=4, seed=5)).fit(shapes, callbacks=[full])
+    # the same run stopped after epoch 2...
+    snap = Snapshot(epoch=2)
+    first = Trainer(quick(epochs=4, seed=5)).fit(shapes, callbacks=[snap])
+    assert first.epochs_run == 2 and snap.state is not None
+    # ...and resumed from its weights: epochs 3 and 4, starting from exactly those weights
+    rec, start = Recorder(), Snapshot()
+    resumed = Trainer(quick(epochs=4, seed=5)).fit(shapes, callbacks=[rec, start], initial_model=snap.state,
+                                                   initial_epoch=2)
+    assert all(torch.equal(start.start[k], v) for k, v in snap.state.items())
+    assert [l["epoch"] for l in rec.epoch_logs] == [3, 4]
+    assert rec.events[:3] == ["train_begin", "epoch_begin 3", "epoch_end 3"]
+    assert resumed.epochs_run == 2 and resumed.best_epoch in (3, 4)
+    assert resumed.model.metrics["initial_epoch"] == 2 and resumed.model.metrics["epochs_run"] == 2
+    # the one-cycle learning rate goes on where it was, not from its warm-up
+    lr_full = {l["epoch"]: l["lr"] for l in full.epoch_logs}
+    for logs in rec.epoch_logs:
+        assert logs["lr"] == pytest.approx(lr_full[logs["epoch"]], rel=1e-6)
+    # resumed from the epoch-2 weights, it starts where the stopped run was, not from scratch
+    fresh = Recorder()
+    Trainer(quick(epochs=4, seed=5)).fit(shapes, callbacks=[fresh, Snapshot(epoch=1)])
+    assert rec.batch_logs[0]["batch_loss"] < fresh.batch_logs[0]["batch_loss"]
+
+    # a saved model file works the same way, and its image size is kept
+    path = tmp_path / "stopped.pony"
+    first.model.save(path)
+    again = Trainer(quick(epochs=3)).fit(shapes, initial_model=path, initial_epoch=2)
+    assert again.epochs_run == 1 and again.best_epoch == 3 and again.model.image_size == first.model.image_size
+
+
+def test_resume_refuses_what_does_not_fit(shapes, tmp_path):
+    other = make_shapes_dataset(tmp_path / "other", per_class=6, size=32, classes=("circle", "square"))
+    two = Trainer(quick(epochs=1)).fit(other).model
+    with pytest.raises(TrainingError, match="classes changed"):
+        Trainer(quick(epochs=3)).fit(shapes, initial_model=two, initial_epoch=1)
+    with pytest.raises(TrainingError, match="does not fit"):
+        Trainer(quick(epochs=3)).fit(shapes, initial_model={"nonsense": torch.zeros(1)}, initial_epoch=1)
+    with pytest.raises(TrainingError, match="epoch 4"):
+        Trainer(quick(epochs=3)).fit(shapes, initial_epoch=3)
+
+
+def test_resumed_finetune_continues_in_its_second_phase(shapes):
+    snap = Snapshot(epoch=2)
+    Trainer(quick("finetune", epochs=4, image_size=64)).fit(shapes, callbacks=[snap])
+    rec = Recorder()
+    result = Trainer(quick("finetune", epochs=4, image_size=64)).fit(shapes, callbacks=[rec],
+                                                                     initial_model=snap.state, initial_epoch=2)
+    assert [(l["epoch"], l["phase"]) for l in rec.epoch_logs] == [(3, "finetune"), (4, "finetune")]
+    assert result.epochs_run == 2
 
 
 def test_early_stopping_and_checkpoint(shapes, tmp_path):

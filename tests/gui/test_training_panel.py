@@ -5,14 +5,14 @@ and a dataset that cannot train."""
 
 from __future__ import annotations
 
-import math
 import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow
 
 from ponyclassifier.core.callbacks import Callback
@@ -21,6 +21,7 @@ from ponyclassifier.core.store import ProjectStore
 from ponyclassifier.core.trained import TrainedModel
 from ponyclassifier.gui.qt_training_panel import QtTrainingPanel
 from tests.conftest import make_shapes_dataset
+from tests.gui.latency import StallMeter
 
 
 class StopWatch(Callback):
@@ -46,34 +47,6 @@ class StopWatch(Callback):
 
 def npoints(curve) -> int:
     return 0 if curve.xData is None else len(curve.xData)
-
-
-class GapMeter:
-    """A 10 ms timer on the GUI thread; the largest gap between its ticks is the worst stall."""
-
-    def __init__(self):
-        self.clock = QElapsedTimer()
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-        self.last = None
-        self.gaps: list[int] = []
-
-    def start(self):
-        self.clock.start()
-        self.last = 0
-        self.timer.start()
-
-    def _tick(self):
-        now = self.clock.elapsed()
-        self.gaps.append(now - self.last)
-        self.last = now
-
-    def stop(self) -> tuple[int, int]:
-        """(longest gap, 95th percentile) in ms."""
-        self.timer.stop()
-        g = sorted(self.gaps) or [0]
-        return g[-1], g[int(0.95 * (len(g) - 1))]
 
 
 @pytest.fixture
@@ -111,7 +84,7 @@ def test_train_live_stop_resume_finish_and_evaluate(qtbot, panel, project, tmp_p
     watch = StopWatch(delay=0.02)
     panel.extra_callbacks = [watch]
     panel.epochs.setValue(5)
-    meter = GapMeter()
+    meter = StallMeter()
     meter.start()
 
     run = panel.start_training()
@@ -122,8 +95,10 @@ def test_train_live_stop_resume_finish_and_evaluate(qtbot, panel, project, tmp_p
     qtbot.waitUntil(lambda: npoints(panel.curves["batch_raw"]) >= 12, timeout=5000)  # 5 Hz plot
     # stop in the middle of epoch 2 (or later), from the GUI thread
     stop_at = {}
+    switch_intervals = []  # the GIL hand-over interval is short while a run is active
 
     def on_batches(info):
+        switch_intervals.append(sys.getswitchinterval())
         if not stop_at and info["epoch"] >= 2 and info["seen"] >= 12 and panel.is_training:
             stop_at.update(info)
             panel.stop_training()
@@ -131,6 +106,7 @@ def test_train_live_stop_resume_finish_and_evaluate(qtbot, panel, project, tmp_p
     run.batches_finished.connect(on_batches)
     with qtbot.waitSignal(panel.training_finished, timeout=60000) as blocker:
         pass
+    meter.stop()  # the test's own checks below block the event loop; they are not the app's
     stopped = blocker.args[0]
     assert stop_at, "never got a batch update mid-epoch"
     assert stopped.status == "stopped"
@@ -151,26 +127,26 @@ def test_train_live_stop_resume_finish_and_evaluate(qtbot, panel, project, tmp_p
     # resume: continues from the saved model, the epochs go on where they stopped
     assert panel.resume_button.isEnabled()
     watch.delay = 0.0
+    meter.start()
     with qtbot.waitSignal(panel.training_finished, timeout=120000) as blocker:
         assert panel.resume_training() is not None
     done = blocker.args[0]
-    stall, p95 = meter.stop()
-    print(f"\nGUI event-loop gaps during training: longest {stall} ms, 95th percentile {p95} ms "
-          f"({len(meter.gaps)} ticks of a 10 ms timer, {os.cpu_count()} CPUs)")
+    meter.stop()
+    print(f"\nGUI event-loop gaps while training: {meter.summary()}")
     assert done.status == "finished", done.error
     assert done.first_epoch == stopped.epochs_run + 1
     assert done.epochs_run == 5 - stopped.epochs_run
     assert list(panel.curves["train_loss"].xData) == [1, 2, 3, 4, 5]
+    assert panel.best_line.value() == done.best_epoch  # the line marks the model that was kept
+    assert switch_intervals and max(switch_intervals) <= 0.0005 < sys.getswitchinterval()
     runs = store.runs()
     assert len(runs) == 2 and runs[1].status == "finished" and runs[1].settings["resumed_from"] == runs[0].id
     assert [c["epoch"] for c in store.run_curves(runs[1].id)] == list(range(stopped.epochs_run + 1, 6))
     assert runs[1].val_f1 is not None and runs[1].metrics["validation"]["confusion_matrix"]
     assert Path(runs[1].model_path).name == f"run-{runs[1].id}.pony" and os.path.exists(runs[1].model_path)
-    # RELIABILITY case 24 asks for no stall over 100 ms. On a 2-core machine training tiny
-    # batches on the CPU, single repaints of the plot axes still take 150-300 ms while the
-    # training thread competes for the GIL (see the report); the typical gap is in budget.
-    assert p95 < 100, f"the event loop was often slow: 95th percentile gap {p95} ms"
-    assert stall < 1000, f"the event loop stalled for {stall} ms"
+    # RELIABILITY case 24: the event loop never stalls over 100 ms during training (start,
+    # live curves, stop, resume and finish included), here on a CPU that trains at once.
+    assert meter.max_gap < 0.100, f"the event loop stalled: {meter.summary()}"
 
     # evaluation: clicking a confusion-matrix cell shows exactly those validation images
     ev = panel.evaluation
