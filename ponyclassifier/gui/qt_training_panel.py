@@ -330,14 +330,15 @@ class QtTrainingPanel(QWidget):
         self.status_label = QLabel("Press Start training.")
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
 
-        def plot(title: str, left: str, bottom: str) -> pg.PlotWidget:
+        def plot(title: str, left: str, bottom: str, legend_at_bottom: bool = False) -> pg.PlotWidget:
             p = pg.PlotWidget()
             p.setBackground("w")
             p.setTitle(title, color="#222", size="11pt")
             p.setLabel("left", left)
             p.setLabel("bottom", bottom)
             p.showGrid(x=True, y=True, alpha=0.25)
-            p.addLegend(offset=(-8, 8))
+            # accuracy climbs to the top right: its legend goes bottom right, out of the way
+            p.addLegend(offset=(-8, -8) if legend_at_bottom else (-8, 8))
             p.setClipToView(True)
             p.getAxis("left").enableAutoSIPrefix(False)
             p.setMinimumHeight(180)
@@ -356,7 +357,7 @@ class QtTrainingPanel(QWidget):
             return p
 
         self.loss_plot = plot("Loss per epoch", "loss", "epoch")
-        self.acc_plot = plot("Accuracy per epoch", "accuracy", "epoch")
+        self.acc_plot = plot("Accuracy per epoch", "accuracy", "epoch", legend_at_bottom=True)
         self.acc_plot.setYRange(0, 1.02, padding=0)
         self.batch_plot = plot("Training loss per batch", "loss", "batch")
         pen = lambda c, w=2: pg.mkPen(c, width=w)  # noqa: E731
@@ -375,7 +376,7 @@ class QtTrainingPanel(QWidget):
         self.curves["batch_raw"].setDownsampling(auto=True, method="mean")
         self.curves["batch_smooth"].setDownsampling(auto=True, method="mean")
         self.best_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#2e7d32", style=Qt.PenStyle.DashLine),
-                                         label="best", labelOpts={"position": 0.1, "color": "#2e7d32"})
+                                         label="best", labelOpts={"position": 0.45, "color": "#2e7d32"})
         self.best_line.setVisible(False)
         self.acc_plot.addItem(self.best_line)
 
