@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -119,7 +118,7 @@ def test_info_json(trained_cli):
 
 
 def test_demo_data(tmp_path):
-    r = run("demo-data", tmp_path / "ponies", "--per-class", "2", "--seed", "3", check=0)
+    run("demo-data", tmp_path / "ponies", "--per-class", "2", "--seed", "3", check=0)
     folders = sorted(p.name for p in (tmp_path / "ponies").iterdir())
     assert folders == ["Applejack", "Fluttershy", "Pinkie Pie", "Rainbow Dash", "Rarity", "Twilight Sparkle"]
     assert all(len(list((tmp_path / "ponies" / f).iterdir())) == 2 for f in folders)
