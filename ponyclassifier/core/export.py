@@ -36,7 +36,7 @@ from .preprocess import RESIZE
 from .trained import TrainedModel
 
 __all__ = ["ExportError", "FORMATS", "export_model", "export_onnx", "export_torchscript", "copy_model_file",
-           "export_metadata"]
+           "export_metadata", "write_atomic"]
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "pony": ".pony"}
 ONNX_OPSET = 17
@@ -54,7 +54,9 @@ def export_metadata(model: TrainedModel) -> dict[str, Any]:
             "recipe": model.recipe, "unsure_threshold": model.unsure_threshold}
 
 
-def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+    """Write a file through ``write(fh)`` into a temporary file beside it, fsync, then
+    rename over ``path``: readers see the old file or the whole new one, never a part."""
     path = Path(path)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
     try:
@@ -118,7 +120,7 @@ def export_onnx(model: TrainedModel, path: str | os.PathLike, opset: int = ONNX_
         data = proto.SerializeToString()
     except ImportError:
         pass
-    _write_atomic(path, lambda fh: fh.write(data))
+    write_atomic(path, lambda fh: fh.write(data))
     return path
 
 
@@ -133,7 +135,7 @@ def export_torchscript(model: TrainedModel, path: str | os.PathLike) -> Path:
     except Exception as e:
         raise ExportError(f"{path}: TorchScript export failed: {e}") from e
     data = buf.getvalue()
-    _write_atomic(path, lambda fh: fh.write(data))
+    write_atomic(path, lambda fh: fh.write(data))
     return path
 
 
@@ -142,7 +144,7 @@ def copy_model_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     dst = Path(dst)
     try:
         with open(src, "rb") as fin:
-            _write_atomic(dst, lambda fh: shutil.copyfileobj(fin, fh, 1 << 20))
+            write_atomic(dst, lambda fh: shutil.copyfileobj(fin, fh, 1 << 20))
     except OSError as e:
         raise ExportError(f"{src}: cannot read ({e.strerror or e})") from e
     return dst

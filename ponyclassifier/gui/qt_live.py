@@ -61,7 +61,6 @@ from PySide6.QtWidgets import (
 
 from . import workers
 from .qt_play import FrameView, PlayWindow
-from .training_thread import _gil_run_ended, _gil_run_started
 from .video_source import NO_CAMERA, VIDEO_FILTER, VideoSource, fill_source_combo
 
 __all__ = ["LivePredictWidget", "LivePrediction", "LiveStats", "qimage_to_rgb"]
@@ -734,7 +733,7 @@ class LivePredictWidget(QWidget):
         self._rates_timer.stop()
         self._stop_sources()
         self._pending = None
-        _gil_run_ended(self)
+        workers.end_short_gil_switch(self)
         if self._play is not None:
             self._play.close()
             self._play = None
@@ -817,9 +816,9 @@ class LivePredictWidget(QWidget):
         # GUI thread for the GIL; a short switch interval keeps painting smooth (the
         # training thread's measure; shared, so the two never undo each other).
         if on:
-            _gil_run_started(self)
+            workers.begin_short_gil_switch(self)
         else:
-            _gil_run_ended(self)
+            workers.end_short_gil_switch(self)
         self.start_button.setText("Stop" if on else "Start")
         if on:
             self._render_timer.start()

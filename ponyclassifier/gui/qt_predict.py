@@ -977,7 +977,7 @@ class PredictPage(QWidget):
     def export_csv(self, path: str | os.PathLike) -> bool:
         """Write the table, in its current sort order, to ``path`` atomically (a temp file
         renamed over it). Returns False and says why when it cannot."""
-        from ..core.export import ExportError, _write_atomic
+        from ..core.export import ExportError, write_atomic
 
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -990,7 +990,7 @@ class PredictPage(QWidget):
             w.writerow(cells)
         data = buf.getvalue().encode("utf-8-sig")  # the BOM lets spreadsheets read accented names
         try:
-            _write_atomic(os.fspath(path), lambda fh: fh.write(data))
+            write_atomic(os.fspath(path), lambda fh: fh.write(data))
         except ExportError as e:
             self._say(f"Could not export the table: {e}")
             return False

@@ -22,7 +22,7 @@ Responsiveness: with small images the training thread is mostly Python (the GIL)
 every Qt call the GUI thread makes while painting releases and re-takes the GIL. With
 CPython's default 5 ms switch interval each re-take can wait 5 ms, so one plot repaint
 became a 100-300 ms stall. While a run is active the switch interval is lowered to
-:data:`GIL_SWITCH_INTERVAL` (and put back after the last run ends); measured on 2 cores,
+:data:`.workers.GIL_SWITCH_INTERVAL` (and put back after the last run ends); measured on 2 cores,
 0.5 ms gave a worst gap of 33-35 ms against 44-54 ms at 5 ms. The run also leaves a core
 to the GUI thread (torch's intra-op threads and the image-reading threads), and with
 ``start(hold=True)`` waits until the view that shows it has been painted.
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import threading
 import time
 import traceback
@@ -53,27 +52,12 @@ from ..core.engine import TrainConfig, Trainer, TrainingError
 from ..core.preprocess import to_float
 from ..core.store import STORE_DIR, ProjectStore, StoreError
 from ..core.trained import TrainedModel
+from . import workers
 
 __all__ = ["TrainingBridge", "TrainingRun", "TrainingOutcome", "models_dir"]
 
 
-GIL_SWITCH_INTERVAL = 0.0005  # seconds
-_active_runs: set["TrainingRun"] = set()
-_saved_switch_interval: float | None = None
-
-
-def _gil_run_started(run: "TrainingRun") -> None:
-    global _saved_switch_interval
-    if not _active_runs:
-        _saved_switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(GIL_SWITCH_INTERVAL, _saved_switch_interval))
-    _active_runs.add(run)
-
-
-def _gil_run_ended(run: "TrainingRun") -> None:
-    _active_runs.discard(run)
-    if not _active_runs and _saved_switch_interval is not None:
-        sys.setswitchinterval(_saved_switch_interval)
+GIL_SWITCH_INTERVAL = workers.GIL_SWITCH_INTERVAL
 
 
 def models_dir(project_root: str | os.PathLike) -> Path:
@@ -373,7 +357,7 @@ class TrainingRun(QObject):
         self._worker._raw_done.connect(self._on_worker_done, Qt.ConnectionType.QueuedConnection)
         self._thread.finished.connect(self._on_thread_finished, Qt.ConnectionType.QueuedConnection)
         self._started_at = time.perf_counter()
-        _gil_run_started(self)
+        workers.begin_short_gil_switch(self)
         self._thread.start()
 
     def stop(self) -> None:
@@ -449,7 +433,7 @@ class TrainingRun(QObject):
         outcome: TrainingOutcome = getattr(self, "_pending_outcome", None) or TrainingOutcome(
             "failed", self.run_id, error="the training thread ended without a result")
         self._thread.wait()
-        _gil_run_ended(self)
+        workers.end_short_gil_switch(self)
         if outcome.seconds == 0.0:
             outcome.seconds = time.perf_counter() - self._started_at
         if self.run_id is not None and self.store is not None and self.store.conn is not None:

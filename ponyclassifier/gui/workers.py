@@ -1,4 +1,5 @@
-"""Background work for the GUI: the ONLY module that starts threads.
+"""Background work for the GUI: the thread pool jobs (training and the live camera view run on
+QThreads of their own, in training_thread.py and qt_live.py).
 
 Two kinds of work leave the GUI thread:
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 import threading
 import traceback
@@ -140,6 +142,29 @@ class Job(QRunnable):
 
     def _release(self, *args) -> None:
         _live_jobs.discard(self)
+
+
+GIL_SWITCH_INTERVAL = 0.0005  # seconds: the interpreter-lock hand-over while a stream of work runs
+_gil_users: set = set()
+_saved_switch_interval: float | None = None
+
+
+def begin_short_gil_switch(owner) -> None:
+    """While a worker streams Python-heavy work (a training run, live frames), the GUI
+    thread, which re-takes the interpreter lock on every Qt call it makes while painting,
+    should wait at most :data:`GIL_SWITCH_INTERVAL` each time, not CPython's 5 ms. Put
+    back by :func:`end_short_gil_switch` once the last ``owner`` ends."""
+    global _saved_switch_interval
+    if not _gil_users:
+        _saved_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(GIL_SWITCH_INTERVAL, _saved_switch_interval))
+    _gil_users.add(owner)
+
+
+def end_short_gil_switch(owner) -> None:
+    _gil_users.discard(owner)
+    if not _gil_users and _saved_switch_interval is not None:
+        sys.setswitchinterval(_saved_switch_interval)
 
 
 def run_job(
