@@ -684,7 +684,7 @@ class ExplainPage(QWidget):
         f = self.model_label.font()
         f.setBold(True)
         self.model_label.setFont(f)
-        self.model_detail = _muted("", wrap=False)
+        self.model_detail = _muted("")  # wraps in a narrow window rather than being cut off
         self.model_busy = QProgressBar()
         self.model_busy.setRange(0, 0)
         self.model_busy.setMaximumWidth(120)

@@ -47,12 +47,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -456,12 +458,19 @@ class LivePredictWidget(QWidget):
         right.addStretch(1)
         right_w = QWidget()
         right_w.setLayout(right)
-        right_w.setFixedWidth(310)
         right.setContentsMargins(0, 0, 0, 0)
+        # In a short window the side panel scrolls: squeezed, its wrapped labels and bars
+        # were painted over each other.
+        side = QScrollArea()
+        side.setWidget(right_w)
+        side.setWidgetResizable(True)
+        side.setFrameShape(QFrame.Shape.NoFrame)
+        side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side.setFixedWidth(310 + side.verticalScrollBar().sizeHint().width())
 
         lay = QHBoxLayout(self)
         lay.addLayout(left, 1)
-        lay.addWidget(right_w)
+        lay.addWidget(side)
 
         self._render_timer = QTimer(self, interval=1000 // PREVIEW_FPS)
         self._render_timer.timeout.connect(self._render)
