@@ -50,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import data as bench_data  # noqa: E402
+from ponyclassifier.core.splits import split_indices  # noqa: E402
 
 SPEED_DATASETS = ("digits", "animals")
 TRANSFER_DATASETS = ("faces", "textures", "animals100")
@@ -139,14 +140,15 @@ def _cli_base() -> list[str]:
 
 
 def product_train_images(ds: bench_data.WrittenDataset, val_fraction: float) -> int:
-    """Images per training epoch under the product's stratified split (engine.stratified_split)."""
-    n = 0
-    for count in ds.train_counts.values():
-        k = round(count * val_fraction)
-        if val_fraction > 0 and count >= 2:
-            k = min(max(k, 1), count - 1)
-        n += count - k
-    return n
+    """Images per training epoch under the product's stratified split (core.splits.split_indices,
+    which engine.stratified_split uses). The count depends only on the class sizes, so the
+    paths passed are placeholders."""
+    paths, labels = [], []
+    for label, (name, count) in enumerate(ds.train_counts.items()):
+        paths += [str(ds.train_dir / name / str(i)) for i in range(count)]
+        labels += [label] * count
+    train, _ = split_indices(paths, labels, ds.train_dir, val_fraction)
+    return len(train)
 
 
 def run_product(ds: bench_data.WrittenDataset, recipe: str, model_path: Path, *, epochs: int | None,

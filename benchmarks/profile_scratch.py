@@ -7,8 +7,9 @@ best round counts, so that a busy shared machine disturbs every variant alike):
 
 - ``product``: the product's step as ``Trainer._train_epoch`` runs it: batches from the
   decoded-image cache (BatchSource), uint8 -> float, batch augmentation, the ScratchCNN in
-  channels_last, AdamW + OneCycleLR, batch 32, one ``.item()`` per step;
-- the same with one thing changed at a time: no augmentation, batch 64, contiguous
+  channels_last, AdamW + OneCycleLR, the engine's default batch size (64 for images up to
+  64 px, else 32), one ``.item()`` per step;
+- the same with one thing changed at a time: no augmentation, the other batch size (32 or 64), contiguous
   memory format, the plain loop's network instead of ScratchCNN;
 - ``plain``: the plain loop's step (ImageFolder + DataLoader decoding PNGs every epoch,
   the Keras MNIST convnet, RMSprop, batch 64), and its data loading alone.
@@ -38,13 +39,15 @@ import plain_loop  # noqa: E402
 from ponyclassifier.core import models as M  # noqa: E402
 from ponyclassifier.core.augment import AugmentConfig, build_augmenter  # noqa: E402
 from ponyclassifier.core.dataset import BatchSource, scan_dataset  # noqa: E402
+from ponyclassifier.core.engine import default_batch_size  # noqa: E402
 from ponyclassifier.core.preprocess import to_float  # noqa: E402
 
 
-def product_variant(report, idx, *, batch=32, augment=True, channels_last=True, net="scratch", flush=True):
-    torch.set_flush_denormal(flush)
+def product_variant(report, idx, *, batch=None, augment=True, channels_last=True, net="scratch"):
+    """One epoch of the product's step; ``batch`` None: the engine's default for the image size."""
     torch.manual_seed(0)
     size, ch, n_cls = report.image_size, report.channels, len(report.classes)
+    batch = batch or default_batch_size(size)
     if net == "scratch":
         model = M.build_model(M.arch_config("scratch", n_cls, size, ch))
     else:
@@ -81,8 +84,7 @@ def product_variant(report, idx, *, batch=32, augment=True, channels_last=True, 
     return epoch
 
 
-def plain_variant(train_dir, n, *, data_only=False, flush=False):
-    torch.set_flush_denormal(flush)
+def plain_variant(train_dir, n, *, data_only=False):
     torch.manual_seed(0)
     gray = plain_loop.is_grayscale_folder(train_dir)
     ds = datasets.ImageFolder(str(train_dir), transform=plain_loop.make_transform(28, gray))
@@ -120,15 +122,18 @@ def main(argv=None) -> int:
     report = scan_dataset(a.train_dir, image_size=28)
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(len(report.samples), min(a.images, len(report.samples)), replace=False))
+    bs = default_batch_size(report.image_size)
+    other_bs = 32 if bs == 64 else 64
+    default = f"product (defaults: aug, bs{bs}, channels_last, AdamW)"
     variants = {
-        "product (defaults: aug, bs32, channels_last, AdamW)": product_variant(report, idx),
+        default: product_variant(report, idx),
         "product --no-augment": product_variant(report, idx, augment=False),
-        "product --no-augment, batch 64": product_variant(report, idx, augment=False, batch=64),
+        f"product --no-augment, batch {other_bs}": product_variant(report, idx, augment=False, batch=other_bs),
         "product --no-augment, contiguous": product_variant(report, idx, augment=False, channels_last=False),
-        "product --no-augment, plain's network": product_variant(report, idx, augment=False, net="plain"),
-        "product --no-augment, plain's net, bs64": product_variant(report, idx, augment=False, net="plain",
-                                                                   batch=64),
-        "product --no-augment, denormals not flushed": product_variant(report, idx, augment=False, flush=False),
+        f"product --no-augment, plain's net, bs{bs}": product_variant(report, idx, augment=False, net="plain"),
+        f"product --no-augment, plain's net, bs{other_bs}": product_variant(report, idx, augment=False, net="plain",
+                                                                           batch=other_bs),
+        "product --no-augment, denormals not flushed": product_variant(report, idx, augment=False),
         "plain loop": plain_variant(a.train_dir, len(idx)),
         "plain loop, data loading only": plain_variant(a.train_dir, len(idx), data_only=True),
     }
@@ -144,13 +149,14 @@ def main(argv=None) -> int:
             n = f()
             times[k].append(n / (time.perf_counter() - t))
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr, flush=True)
-    print(f"{'variant':<46} {'img/s best':>10} {'img/s median':>12}")
+    w = max(len(k) for k in times)
+    print(f"{'variant':<{w}} {'img/s best':>10} {'img/s median':>12}")
     for k, v in times.items():
-        print(f"{k:<46} {max(v):>10.0f} {statistics.median(v):>12.0f}")
+        print(f"{k:<{w}} {max(v):>10.0f} {statistics.median(v):>12.0f}")
     if a.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        f = variants["product (defaults: aug, bs32, channels_last, AdamW)"]
+        f = variants[default]
         torch.set_flush_denormal(True)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             f()

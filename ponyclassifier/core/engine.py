@@ -265,7 +265,7 @@ class Trainer:
             phases = [("head" if cfg.recipe == "transfer" else "train", cfg.epochs, None, cfg.lr)]
 
         # small images: bigger batches keep the CPU busy instead of the Python loop
-        batch_size = cfg.batch_size or (64 if size <= 64 else 32)
+        batch_size = cfg.batch_size or default_batch_size(size)
 
         def source(idx, shuffle):
             return BatchSource(report, idx, batch_size, image_size=size, channels=channels, device=device,
@@ -298,7 +298,7 @@ class Trainer:
                                            {**train_src.failures, **val_src.failures}.items()]
         val_report = None
         if len(val_idx):
-            cached = getattr(self, "_val_cache", None)
+            cached = self._val_cache
             val_report = (self._evaluate_cached(cached[0], cached[1], val_src, classes, amp) if cached is not None
                           else self._evaluate_source(net, val_src, classes, device, amp))
         test_report = None
@@ -330,13 +330,8 @@ class Trainer:
                    epoch0, batch_size, skip=0):
         """Epochs ``skip + 1`` to ``n_epochs`` of a phase; ``epoch0``: epochs before them in the run."""
         cfg = self.config
-        prefix, suffix = net.split(point)
-        for p in net.parameters():
-            p.requires_grad_(False)
-        trainable = suffix.trainable_modules() if hasattr(suffix, "trainable_modules") else [net]
+        prefix, suffix, trainable = M.set_trainable(net, point)
         params = [p for m in trainable for p in m.parameters()]
-        for p in params:
-            p.requires_grad_(True)
         frozen_prefix = not isinstance(prefix, nn.Identity)
         if not frozen_prefix:
             self._val_cache = None  # a phase that trains the whole network makes old features stale
@@ -351,11 +346,11 @@ class Trainer:
                                   f"augmented copies of {len(train_src.indices)} images ({copies} passes through "
                                   "the base instead of one per epoch).")
             train_feats = [self._prefix_outputs(prefix, train_src, augmenter if augmenter else None, device, amp, cb,
-                                                f"features (copy {k + 1}/{copies})" if copies > 1 else "features")
+                                                f"features (copy {k + 1}/{copies})" if copies > 1 else "features")[:2]
                            for k in range(copies)]
             if len(val_src.indices):
                 *val_feats, val_idx = self._prefix_outputs(prefix, val_src, None, device, amp, cb,
-                                                           "features (validation)", with_index=True)
+                                                           "features (validation)")
                 val_feats = tuple(val_feats)
                 if not self.should_stop and len(val_idx) == len(val_src.indices):
                     # The prefix stays frozen from here to the end of training (in both fine-tune
@@ -477,7 +472,8 @@ class Trainer:
             yield table[j], labels[j]
 
     @torch.no_grad()
-    def _prefix_outputs(self, prefix, src, augmenter, device, amp, cb, stage, with_index=False):
+    def _prefix_outputs(self, prefix, src, augmenter, device, amp, cb, stage):
+        """The frozen prefix's outputs, labels and sample indices of every image ``src`` could read."""
         # eval: BatchNorm of the frozen base must use, not update, its pretrained statistics
         prefix.eval()
         outs, labels, idxs = [], [], []
@@ -496,10 +492,9 @@ class Trainer:
             done += len(yb)
             cb.on_prepare_progress(stage, done, total)
         if not outs:
-            out = torch.empty(0, device=device), torch.empty(0, dtype=torch.long, device=device)
-            return (*out, np.zeros(0, dtype=np.int64)) if with_index else out
-        out = torch.cat(outs), torch.cat(labels)
-        return (*out, np.concatenate(idxs)) if with_index else out
+            return (torch.empty(0, device=device), torch.empty(0, dtype=torch.long, device=device),
+                    np.zeros(0, dtype=np.int64))
+        return torch.cat(outs), torch.cat(labels), np.concatenate(idxs)
 
     @torch.no_grad()
     def _evaluate_cached(self, suffix, cached, src, classes, amp) -> Report:
@@ -626,22 +621,41 @@ def evaluate_source(net: nn.Module, src: BatchSource, classes: Sequence[str], am
     return classification_report(y, p, classes, paths)
 
 
+def default_batch_size(image_size: int) -> int:
+    """The batch size training uses when none is set: 64 for images up to 64 px, else 32."""
+    return 64 if image_size <= 64 else 32
+
+
+def _score_folder(model: TrainedModel, data_dir: str | os.PathLike, pick: Callable[[ScanReport], np.ndarray],
+                  empty: str, device: str, batch_size: int, progress: Callable[[int, int], None] | None,
+                  should_stop: Callable[[], bool] | None
+                  ) -> tuple[np.ndarray, np.ndarray, list, list[SkippedFile]]:
+    """Scan ``data_dir`` with the model's classes and predict the images ``pick(scan)``
+    selects: probabilities, true labels, paths and the files skipped. ``empty`` names
+    what is missing in the error raised when ``pick`` selects nothing."""
+    dev = select_device(device)
+    report = scan_dataset(data_dir, classes=model.classes, image_size=model.image_size, channels=model.channels,
+                          should_stop=should_stop)
+    indices = pick(report)
+    if not len(indices):
+        raise DatasetError(f"{data_dir}: {empty} "
+                           f"({', '.join(model.classes[:6])}{'...' if len(model.classes) > 6 else ''})")
+    model.network.to(dev)
+    src = BatchSource(report, indices, batch_size, image_size=model.image_size, channels=model.channels,
+                      device=dev, shuffle=False)
+    p, y, paths = _predict_source(model.network, src, _Amp(dev, True), should_stop, progress)
+    skipped = list(report.skipped) + [SkippedFile(q, r) for q, r in src.failures.items()]
+    return p, y, paths, skipped
+
+
 def evaluate_model(model: TrainedModel, data_dir: str | os.PathLike, *, device: str = "auto",
                    batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> tuple[Report, list[SkippedFile]]:
     """Score a model on a class-folder dataset read with the model's classes."""
-    dev = select_device(device)
-    report = scan_dataset(data_dir, classes=model.classes, image_size=model.image_size, channels=model.channels,
-                          should_stop=should_stop)
-    if not report.samples:
-        raise DatasetError(f"{data_dir}: no usable images in folders named after the model's classes "
-                           f"({', '.join(model.classes[:6])}{'...' if len(model.classes) > 6 else ''})")
-    model.network.to(dev)
-    src = BatchSource(report, np.arange(len(report.samples)), batch_size, image_size=model.image_size,
-                      channels=model.channels, device=dev, shuffle=False)
-    result = evaluate_source(model.network, src, model.classes, _Amp(dev, True), should_stop, progress)
-    skipped = list(report.skipped) + [SkippedFile(p, r) for p, r in src.failures.items()]
-    return result, skipped
+    p, y, paths, skipped = _score_folder(
+        model, data_dir, lambda report: np.arange(len(report.samples)),
+        "no usable images in folders named after the model's classes", device, batch_size, progress, should_stop)
+    return classification_report(y, p, model.classes, paths), skipped
 
 
 def evaluate_split(model: TrainedModel, data_dir: str | os.PathLike, *, val_split: float = 0.2, seed: int = 0,
@@ -652,20 +666,11 @@ def evaluate_split(model: TrainedModel, data_dir: str | os.PathLike, *, val_spli
     sets aside (the same split function), with one prediction per image: ``{"path",
     "true", "predicted", "confidence"}`` (for showing the images of a confusion-matrix
     cell). The split is of the dataset as it is now."""
-    dev = select_device(device)
-    report = scan_dataset(data_dir, classes=model.classes, image_size=model.image_size, channels=model.channels,
-                          should_stop=should_stop)
-    _, val_idx = stratified_split(report, val_split, seed)
-    if not len(val_idx):
-        raise DatasetError(f"{data_dir}: no validation images of the model's classes "
-                           f"({', '.join(model.classes[:6])}{'...' if len(model.classes) > 6 else ''})")
-    model.network.to(dev)
-    src = BatchSource(report, val_idx, batch_size, image_size=model.image_size, channels=model.channels,
-                      device=dev, shuffle=False)
-    p, y, paths = _predict_source(model.network, src, _Amp(dev, True), should_stop, progress)
+    p, y, paths, skipped = _score_folder(
+        model, data_dir, lambda report: stratified_split(report, val_split, seed)[1],
+        "no validation images of the model's classes", device, batch_size, progress, should_stop)
     classes = model.classes
     pred = p.argmax(1) if len(y) else np.zeros(0, dtype=np.int64)
     per_image = [{"path": str(path), "true": classes[int(t)], "predicted": classes[int(k)],
                   "confidence": float(p[i, k])} for i, (path, t, k) in enumerate(zip(paths, y, pred))]
-    skipped = list(report.skipped) + [SkippedFile(q, r) for q, r in src.failures.items()]
     return classification_report(y, p, classes, paths), per_image, skipped

@@ -79,19 +79,6 @@ def _input_size(model: Any, net: nn.Module) -> int | None:
         return 224
     if isinstance(getattr(net, "image_size", None), int):
         return net.image_size
-    features, classifier = getattr(net, "features", None), getattr(net, "classifier", None)
-    if isinstance(features, nn.Sequential) and isinstance(classifier, nn.Sequential):
-        pools = sum(isinstance(m, nn.MaxPool2d) for m in features)
-        convs = [m for m in features if isinstance(m, nn.Conv2d)]
-        lin = next((m for m in classifier if isinstance(m, nn.Linear)), None)
-        if convs and lin is not None and pools == len(convs):
-            s = math.isqrt(lin.in_features // convs[-1].out_channels)
-            for conv in reversed(convs):  # undo each block: pool /2, then a 3x3 conv loses 2 - 2*padding
-                s = s * 2 + conv.kernel_size[0] - 1 - 2 * conv.padding[0]
-            return s
-        if convs and lin is not None:
-            s = math.isqrt(lin.in_features // convs[-1].out_channels)
-            return s * 2 ** pools
     return None
 
 
@@ -495,15 +482,19 @@ def vanilla_gradients(model: Any, image: Any, target: int | None = None, smooth:
     net = _network(model)
     with _prepared(net):
         x, hw = _model_input(model, net, image)
-        with torch.no_grad():
-            tgt = _target(net(x), target)
         n = max(int(smooth), 0)
-        total = torch.zeros(x.shape[1:], device=x.device)
         if n == 0:
             xs = x.clone().requires_grad_(True)
-            (g,) = torch.autograd.grad(net(xs)[:, tgt].sum(), xs)
+            logits = net(xs)
+            tgt = _target(logits.detach(), target)
+            (g,) = torch.autograd.grad(logits[:, tgt].sum(), xs)
             total = g[0]
         else:
+            tgt = None
+            if target is None:  # the class the clean image is predicted as
+                with torch.no_grad():
+                    tgt = _target(net(x), None)
+            total = torch.zeros(x.shape[1:], device=x.device)
             gen = torch.Generator(device="cpu").manual_seed(seed)
             sigma = noise * float((x.max() - x.min()).clamp_min(1e-3))
             done = 0
@@ -513,7 +504,10 @@ def vanilla_gradients(model: Any, image: Any, target: int | None = None, smooth:
                 b = min(batch_size, n - done)
                 eps = torch.randn((b, *x.shape[1:]), generator=gen).to(x.device) * sigma
                 xs = (x + eps).requires_grad_(True)
-                (g,) = torch.autograd.grad(net(xs)[:, tgt].sum(), xs)
+                logits = net(xs)
+                if tgt is None:  # a given class: checked against the first batch's logits
+                    tgt = _target(logits.detach(), target)
+                (g,) = torch.autograd.grad(logits[:, tgt].sum(), xs)
                 total += g.sum(0)
                 done += b
                 if progress is not None:

@@ -23,7 +23,6 @@ import copy
 import io
 import json
 import os
-import secrets
 import shutil
 import warnings
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any, Callable
 
 import torch
 
-from .modelfile import _fsync_directory
+from . import modelfile as _modelfile
 from .preprocess import RESIZE
 from .trained import TrainedModel
 
@@ -56,24 +55,13 @@ def export_metadata(model: TrainedModel) -> dict[str, Any]:
 
 def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
     """Write a file through ``write(fh)`` into a temporary file beside it, fsync, then
-    rename over ``path``: readers see the old file or the whole new one, never a part."""
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
-    try:
-        with open(temp, "xb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException as exc:
-        try:
-            temp.unlink()
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ExportError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-        raise
-    _fsync_directory(path.parent)
+    rename over ``path``: readers see the old file or the whole new one, never a part.
+    :func:`modelfile.write_atomic` with an :class:`ExportError` for an ``OSError``."""
+    _modelfile.write_atomic(path, write, error=_write_error)
+
+
+def _write_error(path: Path, exc: OSError) -> ExportError:
+    return ExportError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
 def _cpu_network(model: TrainedModel) -> torch.nn.Module:

@@ -18,10 +18,11 @@ import secrets
 import stat
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import safetensors
 import safetensors.torch
@@ -86,15 +87,40 @@ def save_model_file(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping
     """
     path = Path(path)
     data = _serialise(path, tensors, metadata)
+    write_atomic(path, lambda fh: fh.write(data),
+                 error=lambda p, exc: ModelFileError(p, f"cannot write model file: {_os_reason(exc)}"))
+
+
+class _FdWriter:
+    """A minimal binary file object over an OS file descriptor (``write`` only)."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        n = len(view)
+        while view:
+            view = view[os.write(self._fd, view[:_WRITE_CHUNK]):]
+        return n
+
+
+def write_atomic(path, write: Callable[[Any], Any],
+                 error: Callable[[Path, OSError], Exception] | None = None) -> None:
+    """Write a file through ``write(fh)`` (``fh`` has a binary ``write``) into a temporary
+    file beside ``path``, fsync, then rename over ``path``: readers see the old file or the
+    whole new one, never a part. On failure the temporary file is removed and the old file
+    is untouched; an ``OSError`` is raised as ``error(path, exc)`` (default: a
+    :class:`ModelFileError`). The temporary name is one :func:`cleanup_stale_temp_files`
+    removes if the process dies mid-write."""
+    path = Path(path)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
     created = False
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         created = True
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view[:_WRITE_CHUNK]):]
+            write(_FdWriter(fd))
             # Without this a power cut after the rename can leave a renamed-but-empty file.
             os.fsync(fd)
         finally:
@@ -108,7 +134,9 @@ def save_model_file(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping
             except OSError:
                 pass
         if isinstance(exc, OSError):
-            raise ModelFileError(path, f"cannot write model file: {_os_reason(exc)}") from exc
+            if error is None:
+                raise ModelFileError(path, f"cannot write file: {_os_reason(exc)}") from exc
+            raise error(path, exc) from exc
         raise
     _fsync_directory(path.parent)
 
@@ -156,7 +184,8 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def cleanup_stale_temp_files(directory, *, min_age_s: float = 0.0) -> list[Path]:
-    """Remove temp files that an interrupted :func:`save_model_file` left in ``directory``.
+    """Remove temp files that an interrupted :func:`save_model_file` (or any
+    :func:`write_atomic`, such as an export) left in ``directory``.
 
     Only names matching our own temp pattern are touched. ``min_age_s`` spares temp files
     younger than that, for when another process may be saving into the same folder.

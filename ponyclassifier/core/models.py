@@ -316,6 +316,20 @@ def split_point(cfg: dict[str, Any], recipe: str) -> int | None:
     return None
 
 
+def set_trainable(net: nn.Module, point: int | None) -> tuple[nn.Module, nn.Module, list[nn.Module]]:
+    """Split ``net`` at ``point``, freeze every parameter, then unfreeze the trainable
+    modules of the suffix (the whole network if the suffix does not name them).
+    Returns ``(prefix, suffix, trainable)``."""
+    prefix, suffix = net.split(point)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    trainable = suffix.trainable_modules() if hasattr(suffix, "trainable_modules") else [net]
+    for m in trainable:
+        for p in m.parameters():
+            p.requires_grad_(True)
+    return prefix, suffix, trainable
+
+
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

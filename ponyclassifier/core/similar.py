@@ -25,6 +25,7 @@ import torch
 
 from . import preprocess
 from .images import ImageError, decode_image
+from .weights import file_sha256
 
 FEATURE_SIZE = 224
 NEAR_DUPLICATE_THRESHOLD = 0.95
@@ -37,14 +38,6 @@ __all__ = ["FEATURE_SIZE", "NEAR_DUPLICATE_THRESHOLD", "FeatureIndex", "file_sha
 
 
 # ---------------------------------------------------------------- exact duplicates
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def pixel_sha256(path: str | os.PathLike) -> str:
@@ -167,7 +160,7 @@ class FeatureIndex:
                 except ImageError as e:
                     skipped.append((p, e.reason))
             if tensors:
-                chunks.append(_embed(model, torch.stack(tensors), device))
+                chunks.append(_embed(model, torch.stack(tensors)))
                 kept += names
             if progress is not None:
                 progress(min(start + batch_size, total), total)
@@ -233,7 +226,7 @@ class FeatureIndex:
         return self._rows.get(path)
 
 
-def _embed(model: torch.nn.Module, batch_uint8: torch.Tensor, device=None) -> torch.Tensor:
+def _embed(model: torch.nn.Module, batch_uint8: torch.Tensor) -> torch.Tensor:
     device = next(model.parameters()).device  # the cached model may live on a GPU
     with torch.inference_mode():
         x = preprocess.to_float(batch_uint8.to(device))

@@ -107,13 +107,7 @@ def freeze_for_recipe(net: nn.Module, recipe: str, arch: dict[str, Any], phase: 
     point = None
     if recipe == "finetune" and phase == "last":
         point = M.split_point(arch, "finetune")
-    _, suffix = net.split(point)
-    for p in net.parameters():
-        p.requires_grad_(False)
-    trainable = suffix.trainable_modules() if hasattr(suffix, "trainable_modules") else [net]
-    for m in trainable:
-        for p in m.parameters():
-            p.requires_grad_(True)
+    M.set_trainable(net, point)
     return net
 
 

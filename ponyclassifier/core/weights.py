@@ -40,7 +40,8 @@ class WeightsInfo:
     source: str  # "package" or "user file"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -56,7 +57,7 @@ def locate_efficientnet_lite0(user_path: str | os.PathLike | None = None) -> Wei
         p = Path(user_path)
         if not p.is_file():
             raise WeightsError(f"{p}: pretrained weights file not found")
-        return WeightsInfo(p, _sha256(p), "user file")
+        return WeightsInfo(p, file_sha256(p), "user file")
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise WeightsError(
@@ -82,7 +83,7 @@ def load_efficientnet_lite0_state(user_path: str | os.PathLike | None = None) ->
         if key in _cache:
             return _cache[key]
         if info.source == "package":
-            actual = _sha256(info.path)
+            actual = file_sha256(info.path)
             if actual != EFFICIENTNET_LITE0_SHA256:
                 raise WeightsError(
                     f"{info.path}: checksum mismatch (expected {EFFICIENTNET_LITE0_SHA256[:12]}..., "
