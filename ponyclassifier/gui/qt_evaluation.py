@@ -129,10 +129,6 @@ class QtEvaluation(QWidget):
         self.set_results([], None, None, [])
         self.scores.setText("Train a model to see how well it does on images it has not trained on.")
 
-    def set_outcome(self, outcome) -> None:
-        """A :class:`~ponyclassifier.gui.training_thread.TrainingOutcome`."""
-        self.set_results(outcome.classes, outcome.validation, outcome.test, outcome.predictions)
-
     def set_results(self, classes: list[str], validation: dict[str, Any] | None, test: dict[str, Any] | None,
                     predictions: list[dict[str, Any]] | None = None, heading: str | None = None) -> None:
         """Reports as ``metrics.Report.to_dict()`` (or the compact form the store keeps);

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal, Slot
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QMenu, QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
                                QToolButton, QVBoxLayout, QWidget)
@@ -101,6 +101,7 @@ class QtRuns(QWidget):
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # never "accuracy (x0.001)"
         self.legend = self.plot.addLegend(offset=(-10, 10))
         self._overlay: dict[int, pg.PlotDataItem] = {}
+        self._curves: dict[int, list[dict[str, Any]]] = {}  # run id -> store.run_curves, until refresh
 
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)
@@ -164,6 +165,17 @@ class QtRuns(QWidget):
     def refresh(self) -> None:
         selected = set(self.selected_run_ids())
         self.runs = self.store.runs() if self.store is not None and self.store.conn is not None else []
+        self._curves.clear()
+        # rebuilt and re-selected quietly: the overlay and buttons are updated once, below
+        blocked = self.table.blockSignals(True)
+        try:
+            self._fill_table(selected)
+        finally:
+            self.table.blockSignals(blocked)
+        self._update_overlay()
+        self._update_buttons()
+
+    def _fill_table(self, selected: set[int]) -> None:
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.runs))
         for r, run in enumerate(reversed(self.runs)):  # newest first
@@ -185,22 +197,22 @@ class QtRuns(QWidget):
         self.table.setSortingEnabled(True)
         if selected:
             self.select_runs(selected)
-        self._update_overlay()
-        self._update_buttons()
 
     def selected_run_ids(self) -> list[int]:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
         return [self.table.item(r, 0).data(Qt.ItemDataRole.UserRole + 1) for r in rows if self.table.item(r, 0)]
 
     def select_runs(self, ids) -> None:
+        """Select exactly these runs, in one selection change."""
         ids = set(ids)
-        self.table.clearSelection()
-        mode = self.table.selectionMode()
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        model = self.table.model()
+        last = model.columnCount() - 1
+        selection = QItemSelection()
         for r in range(self.table.rowCount()):
             if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole + 1) in ids:
-                self.table.selectRow(r)
-        self.table.setSelectionMode(mode)
+                selection.select(model.index(r, 0), model.index(r, last))
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.table.selectionModel().select(selection, flags)
 
     def run(self, run_id: int) -> Run | None:
         return next((r for r in self.runs if r.id == run_id), None)
@@ -284,19 +296,29 @@ class QtRuns(QWidget):
         return True
 
     def _open_selected(self, place: str) -> None:
-        ids = self.selected_run_ids()
-        if len(ids) == 1:
-            self.open_run_model(ids[0], place)
+        rid = self._single_selected()
+        if rid is not None:
+            self.open_run_model(rid, place)
 
     # ---------------------------------------------------------------- private
     def _error(self, text: str) -> None:
         self.status.setText(f"<span style='color:#b00020'>{text}</span>")
 
-    def _update_buttons(self) -> None:
+    def _single_selected(self) -> int | None:
+        """The selected run's id when exactly one run is selected."""
         ids = self.selected_run_ids()
-        one = len(ids) == 1
+        return ids[0] if len(ids) == 1 else None
+
+    def _run_curves(self, run_id: int) -> list[dict[str, Any]]:
+        if run_id not in self._curves:
+            self._curves[run_id] = self.store.run_curves(run_id)
+        return self._curves[run_id]
+
+    def _update_buttons(self) -> None:
+        rid = self._single_selected()
+        one = rid is not None
         self.delete_button.setEnabled(one and self.store is not None and not self.store.read_only)
-        run = self.run(ids[0]) if one else None
+        run = self.run(rid) if one else None
         has_model = bool(run and run.model_path and os.path.exists(run.model_path))
         self.export_button.setEnabled(has_model)
         self.evaluate_button.setEnabled(bool(run and (has_model or (run.metrics or {}).get("validation"))))
@@ -318,7 +340,7 @@ class QtRuns(QWidget):
     def _update_overlay(self) -> None:
         key = self.curve_choice.currentData()
         self.plot.setLabel("left", CURVES[key])
-        ids = self.selected_run_ids() if self.selected_run_ids() else [r.id for r in self.runs[-3:]]
+        ids = self.selected_run_ids() or [r.id for r in self.runs[-3:]]
         for rid in list(self._overlay):
             if rid not in ids:
                 item = self._overlay.pop(rid)
@@ -327,7 +349,7 @@ class QtRuns(QWidget):
         if self.store is None:
             return
         for i, rid in enumerate(ids):
-            curves = self.store.run_curves(rid)
+            curves = self._run_curves(rid)
             xs = [c.get("epoch") for c in curves if c.get(key) is not None]
             ys = [c.get(key) for c in curves if c.get(key) is not None]
             if rid not in self._overlay:
@@ -339,19 +361,19 @@ class QtRuns(QWidget):
             self._overlay[rid].setData(xs, ys)
 
     def _on_evaluate_clicked(self) -> None:
-        ids = self.selected_run_ids()
-        if len(ids) == 1:
-            self.run_activated.emit(ids[0])
+        rid = self._single_selected()
+        if rid is not None:
+            self.run_activated.emit(rid)
 
     def _on_delete_clicked(self) -> None:
-        ids = self.selected_run_ids()
-        if len(ids) == 1:
-            self.delete_run(ids[0])
+        rid = self._single_selected()
+        if rid is not None:
+            self.delete_run(rid)
 
     def _on_export_chosen(self, fmt: str) -> None:
-        ids = self.selected_run_ids()
-        if len(ids) == 1:
-            self.export_run_model(ids[0], fmt)
+        rid = self._single_selected()
+        if rid is not None:
+            self.export_run_model(rid, fmt)
 
     def _on_export_finished(self, path: str) -> None:
         self.status.setText(f"Model exported to {path}")

@@ -44,6 +44,7 @@ from ..core.engine import (RECIPE_DEFAULTS, MAX_SCRATCH_SIZE, TrainConfig, Train
 from ..core.store import ProjectStore
 from ..core.summary import ModelSummary, format_count, recipe_summary
 from ..core.trained import TrainedModel
+from .qt_augment_preview import STRENGTHS
 from .qt_evaluation import QtEvaluation
 from .qt_runs import QtRuns
 from .training_thread import TrainingOutcome, TrainingRun
@@ -54,10 +55,6 @@ __all__ = ["QtTrainingPanel", "RECIPE_LABELS", "device_choices"]
 RECIPE_LABELS = {"scratch": "From scratch (small CNN)", "transfer": "Transfer learning (EfficientNet-Lite0)",
                  "finetune": "Fine-tune (EfficientNet-Lite0)"}
 DEFAULT_DROPOUT = {"scratch": 0.5, "transfer": 0.2, "finetune": 0.2}
-AUG_FIELDS = [("rotation", "Rotation (°)", 0, 180, 1.0, 0), ("width_shift", "Shift, across", 0, 0.5, 0.05, 2),
-              ("height_shift", "Shift, up/down", 0, 0.5, 0.05, 2), ("shear", "Shear (°)", 0, 45, 1.0, 0),
-              ("zoom", "Zoom (±)", 0, 0.5, 0.05, 2), ("brightness", "Brightness (±)", 0, 0.9, 0.05, 2),
-              ("contrast", "Contrast (±)", 0, 0.9, 0.05, 2)]
 REDRAW_MS = 40  # 25 Hz: progress, labels and the per-epoch curves
 BATCH_PLOT_S = 0.2
 SMOOTHING = 0.9  # exponential moving average of the per-batch loss
@@ -209,16 +206,20 @@ class QtTrainingPanel(QWidget):
         self.aug_box.setChecked(True)
         grid = QGridLayout(self.aug_box)
         defaults = AugmentConfig()
+        # the same controls, ranges and units as the Dataset place's augmentation preview
         self.aug_fields: dict[str, QDoubleSpinBox] = {}
-        for i, (name, label, lo, hi, step, dec) in enumerate(AUG_FIELDS):
-            spin = QDoubleSpinBox(decimals=dec, minimum=lo, maximum=hi, singleStep=step)
-            spin.setValue(getattr(defaults, name))
-            self.aug_fields[name] = spin
-            grid.addWidget(QLabel(label), i // 2, (i % 2) * 2)
+        for i, s in enumerate(STRENGTHS):
+            spin = QDoubleSpinBox(decimals=0, minimum=0, maximum=s.maximum, singleStep=s.step)
+            spin.setSuffix(s.suffix)
+            spin.setToolTip(s.tip)
+            value = getattr(defaults, s.name)
+            spin.setValue(value * 100 if s.percent else value)
+            self.aug_fields[s.name] = spin
+            grid.addWidget(QLabel(s.label), i // 2, (i % 2) * 2)
             grid.addWidget(spin, i // 2, (i % 2) * 2 + 1)
         self.aug_flip = QCheckBox("Mirror left–right")
         self.aug_flip.setChecked(defaults.horizontal_flip)
-        n = len(AUG_FIELDS)
+        n = len(STRENGTHS)
         grid.addWidget(self.aug_flip, n // 2, (n % 2) * 2, 1, 2)
 
         # ---- device and test folder
@@ -450,13 +451,30 @@ class QtTrainingPanel(QWidget):
         """The settings on screen as a TrainConfig."""
         aug = None
         if self.aug_box.isChecked():
-            aug = AugmentConfig(**{k: float(s.value()) for k, s in self.aug_fields.items()},
-                                horizontal_flip=self.aug_flip.isChecked())
+            aug = AugmentConfig(**{s.name: self.aug_fields[s.name].value() / (100 if s.percent else 1)
+                                   for s in STRENGTHS}, horizontal_flip=self.aug_flip.isChecked())
         return TrainConfig(recipe=self.recipe(), epochs=self.epochs.value(), batch_size=self.batch_size.value(),
                            lr=float(self.lr.value()), optimizer=self.optimizer.currentData(),
                            image_size=self.image_size.value() or None, seed=self.seed.value(), augment=aug,
                            dropout=float(self.dropout.value()), weight_decay=float(self.weight_decay.value()),
                            early_stopping=self.patience.value() or None, device=self.device_combo.currentData())
+
+    def set_augment_config(self, d: dict | None) -> None:
+        """Show the augmentation strengths set in the Dataset place: ``AugmentConfig.to_dict()``
+        (what :class:`~ponyclassifier.gui.qt_augment_preview.QtAugmentPreview` emits and the
+        main window remembers). Missing or unreadable entries leave their box as it is; values
+        beyond a box's range are clamped to it."""
+        if not isinstance(d, dict):
+            return
+        for s in STRENGTHS:
+            try:
+                value = float(d[s.name])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                self.aug_fields[s.name].setValue(value * (100 if s.percent else 1))
+        if isinstance(d.get("horizontal_flip"), bool):
+            self.aug_flip.setChecked(d["horizontal_flip"])
 
     @property
     def is_training(self) -> bool:
@@ -498,6 +516,7 @@ class QtTrainingPanel(QWidget):
         """Stop a running training and wait for its thread (for the window's closeEvent)."""
         self._summary_timer.stop()
         self._cancel_evaluation()
+        self.evaluation.close_loader()
         if self.run is not None:
             self.run.stop()
             ok = self.run.wait(timeout_ms)

@@ -56,8 +56,8 @@ from . import workers
 
 __all__ = ["TrainingBridge", "TrainingRun", "TrainingOutcome", "models_dir"]
 
-
-GIL_SWITCH_INTERVAL = workers.GIL_SWITCH_INTERVAL
+# what the store keeps of each evaluation report (validation and external test)
+_REPORT_KEYS = ("accuracy", "macro_f1", "count", "per_class", "confusion_matrix")
 
 
 def models_dir(project_root: str | os.PathLike) -> Path:
@@ -326,6 +326,7 @@ class TrainingRun(QObject):
         self.model: TrainedModel | None = None  # the final model (on the CPU) once finished
         self.outcome: TrainingOutcome | None = None
         self.store_error: str | None = None
+        self._pending_outcome: TrainingOutcome | None = None  # the worker's result, until its thread ends
         self._started_at = 0.0
         self._signals = _BridgeSignals()
         self.bridge = TrainingBridge(self._signals)  # the engine numbers a resumed run's epochs itself
@@ -430,7 +431,7 @@ class TrainingRun(QObject):
     def _on_thread_finished(self) -> None:
         if self.outcome is not None:  # already handled by wait()
             return
-        outcome: TrainingOutcome = getattr(self, "_pending_outcome", None) or TrainingOutcome(
+        outcome: TrainingOutcome = self._pending_outcome or TrainingOutcome(
             "failed", self.run_id, error="the training thread ended without a result")
         self._thread.wait()
         workers.end_short_gil_switch(self)
@@ -441,11 +442,9 @@ class TrainingRun(QObject):
                                        "first_epoch": outcome.first_epoch, "stop_reason": outcome.stop_reason,
                                        "skipped_files": outcome.skipped}
             if outcome.validation:
-                metrics["validation"] = {k: outcome.validation[k] for k in
-                                         ("accuracy", "macro_f1", "count", "per_class", "confusion_matrix")}
+                metrics["validation"] = {k: outcome.validation[k] for k in _REPORT_KEYS}
             if outcome.test:
-                metrics["test"] = {k: outcome.test[k] for k in
-                                   ("accuracy", "macro_f1", "count", "per_class", "confusion_matrix")}
+                metrics["test"] = {k: outcome.test[k] for k in _REPORT_KEYS}
             if outcome.error:
                 metrics["error"] = outcome.error
             try:

@@ -38,3 +38,21 @@ def gui_env(qapp, tmp_path, monkeypatch):
     qInstallMessageHandler(previous)
     assert idle, f"a worker was left running on the thread pool ({pool.activeThreadCount()} active)"
     assert not problems, "Qt warnings:\n" + "\n".join(problems)
+
+
+def make_panel(qtbot, root, store):
+    """(window, panel): a QtTrainingPanel in a shown 1300×850 main window, with the project
+    ``root`` and its ``store`` open. Keep the window referenced while the panel is used (qtbot
+    holds it only weakly); the caller shuts the panel down."""
+    from PySide6.QtWidgets import QMainWindow
+
+    from ponyclassifier.gui.qt_training_panel import QtTrainingPanel
+
+    win = QMainWindow()
+    panel = QtTrainingPanel()
+    win.setCentralWidget(panel)
+    win.resize(1300, 850)
+    qtbot.addWidget(win)
+    win.show()
+    panel.set_project(root, store)
+    return win, panel

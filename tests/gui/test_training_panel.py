@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMainWindow
 
 from ponyclassifier.core.callbacks import Callback
 from ponyclassifier.core.engine import Trainer
 from ponyclassifier.core.store import ProjectStore
 from ponyclassifier.core.trained import TrainedModel
-from ponyclassifier.gui.qt_training_panel import QtTrainingPanel
 from tests.conftest import make_shapes_dataset
+from tests.gui.conftest import make_panel
 from tests.gui.latency import StallMeter
 
 
@@ -60,13 +59,7 @@ def project(tmp_path):
 @pytest.fixture
 def panel(qtbot, project):
     root, store = project
-    win = QMainWindow()
-    panel = QtTrainingPanel()
-    win.setCentralWidget(panel)
-    win.resize(1300, 850)
-    qtbot.addWidget(win)
-    win.show()
-    panel.set_project(root, store)
+    _win, panel = make_panel(qtbot, root, store)
     panel.recipe_combo.setCurrentIndex(panel.recipe_combo.findData("scratch"))
     panel.aug_box.setChecked(False)
     panel.device_combo.setCurrentIndex(panel.device_combo.findData("cpu"))
@@ -256,3 +249,52 @@ def test_closing_the_project_while_the_summary_is_worked_out(qtbot, panel):
     qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=30000)
     qtbot.wait(50)  # let the finished signal be delivered; an exception in the slot fails the test
     assert panel.root is None
+
+
+def test_augmentation_set_in_the_dataset_place_reaches_training(qtbot, panel):
+    """The strengths chosen in the augmentation preview (remembered by the main window as
+    AugmentConfig.to_dict() JSON) are what the training panel shows and trains with, in
+    the same units and ranges."""
+    from PySide6.QtCore import QSettings
+
+    from ponyclassifier.core.augment import AugmentConfig
+    from ponyclassifier.gui.main_window import load_augment_config, save_augment_config
+    from ponyclassifier.gui.qt_augment_preview import STRENGTHS, QtAugmentPreview
+
+    preview = QtAugmentPreview(count=1, image_size=32)
+    qtbot.addWidget(preview)
+    for s in STRENGTHS:  # the same boxes: range, step and unit
+        mine, theirs = panel.aug_fields[s.name], preview.spins[s.name]
+        assert (mine.minimum(), mine.maximum(), mine.suffix(), mine.decimals()) == \
+            (theirs.minimum(), theirs.maximum(), theirs.suffix(), theirs.decimals())
+    assert set(panel.aug_fields) == {s.name for s in STRENGTHS}
+
+    wanted = {"rotation": 35.0, "width_shift": 0.25, "height_shift": 0.05, "shear": 0.0, "zoom": 0.3,
+              "horizontal_flip": False, "brightness": 0.8, "contrast": 0.4}
+    preview.set_config(wanted)
+    save_augment_config(preview.config_dict(), QSettings())
+    panel.aug_box.setChecked(True)
+    panel.set_augment_config(load_augment_config(QSettings()))
+    assert panel.aug_fields["brightness"].value() == 80 and panel.aug_fields["rotation"].value() == 35
+    assert not panel.aug_flip.isChecked()
+    assert panel.config().augment == AugmentConfig(**wanted)
+
+    # beyond the range: clamped as the preview does; missing or unreadable entries are left alone
+    preview.set_config({"brightness": 0.95})
+    panel.set_augment_config({"brightness": 0.95, "zoom": "lots", "contrast": None})
+    got = panel.config().augment
+    assert got.brightness == pytest.approx(preview.config().brightness) == pytest.approx(0.8)
+    assert got.zoom == pytest.approx(0.3) and got.contrast == pytest.approx(0.4)
+    assert got.rotation == 35.0 and not got.horizontal_flip
+    # "All off" in the preview turns every strength off here too
+    preview.set_all_off()
+    panel.set_augment_config(preview.config_dict())
+    assert panel.config().augment.is_identity
+
+
+def test_shutdown_closes_the_evaluation_thumbnail_loader(qtbot, panel, project):
+    root, _store = project
+    image = next(p for p in sorted(root.rglob("*.png")))
+    assert panel.shutdown(30000)
+    panel.evaluation.loader.request_thumbnail(str(image))
+    assert not panel.evaluation.loader.busy  # closed: no new thumbnail work after shutdown

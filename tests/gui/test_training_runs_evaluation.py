@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt, QThreadPool
-from PySide6.QtWidgets import QMainWindow
 
 from ponyclassifier.core.dataset import scan_dataset, stratified_split
 from ponyclassifier.core.engine import TrainConfig, Trainer
 from ponyclassifier.core.predict import Predictor
 from ponyclassifier.core.store import ProjectStore
-from ponyclassifier.gui.qt_training_panel import QtTrainingPanel
 from ponyclassifier.gui.training_thread import models_dir
 from tests.conftest import make_shapes_dataset
+from tests.gui.conftest import make_panel
 
 
 def record_run(store: ProjectStore, root: Path, config: TrainConfig, result) -> int:
@@ -49,13 +48,7 @@ def earlier_session(tmp_path):
 @pytest.fixture
 def panel(qtbot, earlier_session):
     root, store, _ = earlier_session
-    win = QMainWindow()
-    panel = QtTrainingPanel()
-    win.setCentralWidget(panel)
-    win.resize(1300, 850)
-    qtbot.addWidget(win)
-    win.show()
-    panel.set_project(root, store)
+    _win, panel = make_panel(qtbot, root, store)
     yield panel
     assert panel.shutdown(30000)
 
@@ -140,3 +133,30 @@ def test_a_run_without_its_model_file_says_so(qtbot, panel, earlier_session):
     item = ev.matrix.item(0, 0)
     qtbot.mouseClick(ev.matrix.viewport(), Qt.MouseButton.LeftButton, pos=ev.matrix.visualItemRect(item).center())
     assert ev.shown_paths() == []
+
+
+def test_selecting_runs_is_one_change_and_reads_each_runs_curves_once(qtbot, panel, earlier_session,
+                                                                      monkeypatch):
+    root, store, (first, second) = earlier_session
+    rv = panel.runs_view
+    reads: list[int] = []
+    real_run_curves = store.run_curves
+    monkeypatch.setattr(store, "run_curves", lambda rid: reads.append(rid) or real_run_curves(rid))
+    rv.refresh()  # nothing selected: the latest runs are overlaid, each read once
+    assert sorted(reads) == [first, second]
+    changes: list[set[int]] = []
+    rv.table.itemSelectionChanged.connect(lambda: changes.append(set(rv.selected_run_ids())))
+
+    rv.select_runs([first, second])
+    assert changes == [{first, second}]  # one selection change, not one per run
+    assert set(rv._overlay) == {first, second}
+    assert not rv.evaluate_button.isEnabled() and not rv.delete_button.isEnabled()  # two runs selected
+    rv.select_runs([second])
+    assert rv.selected_run_ids() == [second] and rv.evaluate_button.isEnabled() and rv.delete_button.isEnabled()
+    rv.curve_choice.setCurrentIndex((rv.curve_choice.currentIndex() + 1) % rv.curve_choice.count())
+    rv.select_runs([first, second])
+    assert sorted(reads) == [first, second]  # the curves were kept, not read again
+
+    rv.refresh()  # a refresh reads them afresh and keeps the selection
+    assert set(rv.selected_run_ids()) == {first, second}
+    assert sorted(reads) == [first, first, second, second]
