@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from . import preprocess
-from .explain import _input_channels, _input_size, _network
+from .explain import _device, _input_channels, _input_size, _network
 from .images import ImageError
 
-__all__ = ["embed_features", "feature_layer", "project_2d", "misfits", "neighbour_disagreement"]
+__all__ = ["embed_features", "feature_layer", "project_2d", "misfits", "nearest_neighbours", "neighbour_disagreement"]
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -34,12 +34,6 @@ def feature_layer(net: nn.Module) -> nn.Linear:
     if last is None:
         raise ValueError("the network has no Linear layer to take features from")
     return last
-
-
-def _device(net: nn.Module) -> torch.device:
-    for p in net.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def embed_features(model: Any, images: Sequence[Any] | torch.Tensor, progress: Progress | None = None,
@@ -149,26 +143,40 @@ def project_2d(features: np.ndarray, method: str = "pca", seed: int = 0, perplex
     raise ValueError(f"unknown projection {method!r} (choose 'pca' or 'tsne')")
 
 
+def nearest_neighbours(points: np.ndarray, k: int, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """Indices (len(rows), k) of the k nearest points (Euclidean) to each of ``rows`` (all
+    points by default), itself excluded, nearest first (equal distances in index order; which
+    of several points tied at the k-th place is taken is not specified). ``k`` is capped at
+    N - 1; with fewer than 2 points there are no neighbours (k = 0)."""
+    p = np.asarray(points, dtype=np.float64)
+    n = len(p)
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    if n < 2:
+        return np.zeros((len(rows), 0), dtype=np.int64)
+    k = max(1, min(int(k), n - 1))
+    sq = (p ** 2).sum(1)
+    out = np.empty((len(rows), k), dtype=np.int64)
+    for s in range(0, len(rows), 1024):  # chunks keep memory at 1024 x N distances
+        r = rows[s: s + 1024]
+        d = sq[r, None] + sq[None, :] - 2 * p[r] @ p.T
+        d[np.arange(len(r)), r] = np.inf
+        part = np.sort(np.argpartition(d, k - 1, axis=1)[:, :k], axis=1)  # index order for stable ties
+        order = np.argsort(np.take_along_axis(d, part, 1), axis=1, kind="stable")
+        out[s: s + len(r)] = np.take_along_axis(part, order, 1)
+    return out
+
+
 def neighbour_disagreement(points: np.ndarray, labels: Sequence[Any], k: int = 5) -> np.ndarray:
     """For each point, the fraction of its k nearest neighbours (itself excluded) whose
     label differs from its own."""
-    p = np.asarray(points, dtype=np.float64)
     lab = np.asarray(labels)
-    n = len(p)
+    n = len(points)
     if lab.shape[0] != n:
         raise ValueError(f"{n} points but {lab.shape[0]} labels")
     if n < 2:
         return np.zeros(n)
-    k = max(1, min(int(k), n - 1))
-    sq = (p ** 2).sum(1)
-    frac = np.empty(n)
-    for s in range(0, n, 1024):  # chunks keep memory at 1024 x N distances
-        d = sq[s: s + 1024, None] + sq[None, :] - 2 * p[s: s + 1024] @ p.T
-        rows = np.arange(s, min(s + 1024, n))
-        d[rows - s, rows] = np.inf
-        nn_idx = np.argpartition(d, k - 1, axis=1)[:, :k]
-        frac[rows] = (lab[nn_idx] != lab[rows, None]).mean(1)
-    return frac
+    nn_idx = nearest_neighbours(points, k)
+    return (lab[nn_idx] != lab[:, None]).mean(1)
 
 
 def misfits(points: np.ndarray, labels: Sequence[Any], k: int = 5, threshold: float = 0.5) -> np.ndarray:

@@ -42,4 +42,4 @@ class Banner(QFrame):
 
     @property
     def text(self) -> str:
-        return self.label.text() if self.isVisible() or not self.isHidden() else ""
+        return self.label.text() if not self.isHidden() else ""

@@ -76,9 +76,7 @@ def _augment_job(path: str, size: int, cfg_dict: dict, count: int, seed: int, ca
         images = []
         for a in arr:
             state.check()
-            h, w, c = a.shape
-            fmt = QImage.Format.Format_RGB888 if c == 3 else QImage.Format.Format_Grayscale8
-            images.append(QImage(a.tobytes(), w, h, c * w, fmt).copy())
+            images.append(workers.array_to_qimage(a))
         return x, images
 
     return run

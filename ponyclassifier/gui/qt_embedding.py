@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -122,9 +123,18 @@ def _private_model(model: Any) -> Any:
     return net
 
 
-def _features_job(model: Any, paths: list[str], cached: dict):
+def _features_job(model: Any, paths: list[str], cached: dict, private_model: bool = False,
+                  lock: threading.Lock | None = None):
     """Worker: features of the files not yet in ``cached``, handed over chunk by chunk as
-    partial results ``(keys, features)``; returns the list of (path, reason) that failed."""
+    partial results ``(keys, features)``; returns the (path, reason) pairs that failed and,
+    under "keys", each readable file's key as it is now (a file changed since it was read
+    no longer matches its features), so the GUI thread never stats a file."""
+
+    def current_keys(bad: list[tuple[str, str]]) -> dict[str, tuple | None]:
+        failed = {p for p, _ in bad}
+        return {p: _file_key(p) for p in paths if p not in failed}
+
+    lock = lock or threading.Lock()
 
     def run(state: workers.JobState) -> dict:
         import torch
@@ -145,8 +155,10 @@ def _features_job(model: Any, paths: list[str], cached: dict):
         total = len(todo)
         state.progress(0, total)
         if not todo:
-            return {"bad": bad, "computed": 0}
-        private = _private_model(model)
+            return {"bad": bad, "computed": 0, "keys": current_keys(bad)}
+        # ``private``: the caller's copy is already this widget's alone; the lock keeps a
+        # stopped job that is still finishing its chunk from hooking it alongside a new one.
+        private = model if private_model else _private_model(model)
         net = _network(private)
         size = _input_size(private, net) or 224
         channels = _input_channels(private, net)
@@ -163,11 +175,12 @@ def _features_job(model: Any, paths: list[str], cached: dict):
                 except (OSError, ValueError) as e:  # never let one odd file end the map
                     bad.append((p, f"could not read: {e}"))
             if tensors:
-                feats = EM.embed_features(private, torch.stack(tensors), batch_size=CHUNK)
+                with lock:
+                    feats = EM.embed_features(private, torch.stack(tensors), batch_size=CHUNK)
                 state.partial((keys, feats))
             done = min(total, start + CHUNK)
             state.progress(done, total)
-        return {"bad": bad, "computed": total}
+        return {"bad": bad, "computed": total, "keys": current_keys(bad)}
 
     return run
 
@@ -206,10 +219,7 @@ def _map_job(features: np.ndarray, labels: list[str], method: str, space: str,
         state.check()
         info: dict[int, tuple[float, str]] = {}
         if len(idx):
-            sq = (near ** 2).sum(1)
-            d = sq[idx, None] + sq[None, :] - 2 * near[idx] @ near.T
-            d[np.arange(len(idx)), idx] = np.inf
-            nn_idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+            nn_idx = EM.nearest_neighbours(near, k, rows=idx)
             for row, i in enumerate(idx):
                 neigh = lab[nn_idx[row]]
                 values, cnt = np.unique(neigh[neigh != lab[i]], return_counts=True)
@@ -291,6 +301,8 @@ class EmbeddingMapWidget(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._model: Any = None
+        self._model_private = False  # set_model(..., private=True): no copy per run
+        self._model_lock = threading.Lock()  # one features pass at a time on a private model
         self._paths: list[str] = []
         self._labels: list[str] = []
         self._feature_cache: dict[tuple, np.ndarray] = {}
@@ -438,13 +450,18 @@ class EmbeddingMapWidget(QWidget):
         self._update_state()
 
     # ------------------------------------------------------------------ public API
-    def set_model(self, trained_model: Any | None) -> None:
-        """The model whose view of the pictures is mapped (a loaded core TrainedModel), or None."""
+    def set_model(self, trained_model: Any | None, private: bool = False) -> None:
+        """The model whose view of the pictures is mapped (a loaded core TrainedModel), or None.
+
+        ``private``: the model is an unshared copy that nothing else runs or hooks (as the
+        Explain page gives), so it is used as is; otherwise each run works on its own copy."""
         if trained_model is self._model:
+            self._model_private = private
             return
         self._cancel_job()
         self._stopped = False
         self._model = trained_model
+        self._model_private = private
         self._head = None
         self._feature_cache.clear()
         self._bad = []
@@ -486,7 +503,7 @@ class EmbeddingMapWidget(QWidget):
         self._stage = "features"
         model, paths = self._model, list(self._paths)
         self._job = workers.run_job(
-            _features_job(model, paths, dict.fromkeys(self._feature_cache)),
+            _features_job(model, paths, dict.fromkeys(self._feature_cache), self._model_private, self._model_lock),
             on_partial=self._if_current(gen, self._on_features_partial),
             on_progress=self._if_current(gen, self._on_features_progress),
             on_finished=self._if_current(gen, self._on_features_finished),
@@ -614,9 +631,10 @@ class EmbeddingMapWidget(QWidget):
         self._job = None
         self._bad = list(result["bad"])
         bad_paths = {p for p, _ in self._bad}
+        keys = result["keys"]
         rows, keep = [], []
         for i, p in enumerate(self._paths):
-            key = _file_key(p) if p not in bad_paths else None
+            key = keys.get(p) if p not in bad_paths else None
             f = self._feature_cache.get(key) if key is not None else None
             if f is None:
                 if p not in bad_paths:

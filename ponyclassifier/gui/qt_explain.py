@@ -40,7 +40,9 @@ from ..core import explain as E
 from ..core.images import ImageError, decode_image
 from ..core.modelfile import ModelFileError
 from .banner import Banner
+from .qt_play import IMAGE_FILTER, percent
 from .workers import Job, JobState, ThumbnailLoader, run_job
+from .workers import array_to_qimage as to_qimage
 
 __all__ = ["ExplainPage", "ImageView", "kernel_grid", "maps_grid", "parse_channels"]
 
@@ -64,20 +66,6 @@ TIPS = {
 
 
 # ============================================================================ pure helpers
-
-
-def to_qimage(arr: np.ndarray) -> QImage:
-    """A uint8 (H, W) or (H, W, 3) array as a QImage that owns its pixels (safe off the GUI thread)."""
-    a = np.ascontiguousarray(arr)
-    if a.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels, not {a.dtype}")
-    if a.ndim == 2:
-        img = QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QImage.Format.Format_Grayscale8)
-    elif a.ndim == 3 and a.shape[2] == 3:
-        img = QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QImage.Format.Format_RGB888)
-    else:
-        raise ValueError(f"expected an image (H, W) or (H, W, 3), not {a.shape}")
-    return img.copy()
 
 
 GRID_BACKGROUND = (222, 222, 226)
@@ -170,10 +158,6 @@ def _enlarge(img: np.ndarray, side: int) -> np.ndarray:
     return np.repeat(np.repeat(img, k, 0), k, 1) if k > 1 else img
 
 
-def _percent(p: float) -> str:
-    return "<0.1%" if 0 < p < 0.001 else f"{p:.1%}" if p < 0.995 else f"{p:.0%}"
-
-
 # ============================================================================ worker functions
 # Each runs on a pool thread and touches no widget; it returns plain values and QImages.
 
@@ -220,7 +204,7 @@ def _decode_job(path: str, size: int | None, channels: int, state: JobState) -> 
         dec = decode_image(path, draft_size=(DISPLAY_SIDE, DISPLAY_SIDE))
     except ImageError as e:
         raise _Refused(e.reason) from None
-    im = dec.image.convert("RGB")
+    im = dec.image
     im.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE))
     rgb = np.asarray(im).copy()
     state.check()
@@ -385,11 +369,18 @@ class ImageView(QWidget):
     clicked = Signal(int, int)  # x, y in the image's pixels
 
     def __init__(self, message: str = "", parent: QWidget | None = None, min_side: int = 120,
-                 pixelated: bool | None = None):
+                 pixelated: bool | None = None, placeholder: str = "", background: QColor | None = None,
+                 size_hint: QSize | None = None):
+        """``placeholder``: shown whenever there is neither a picture nor a message (also after
+        ``set_image(None)``); ``background``: the colour behind the picture (default: a shade
+        darker than the window); ``pixelated`` True: nearest neighbour whenever enlarged."""
         super().__init__(parent)
         self._image: QImage | None = None
         self._pixmap: QPixmap | None = None
         self._message = message
+        self._placeholder = placeholder
+        self._background = background
+        self._size_hint = size_hint or QSize(320, 260)
         self._over = False
         self._pixelated = pixelated
         self._target = QRectF()
@@ -399,7 +390,11 @@ class ImageView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def sizeHint(self) -> QSize:
-        return QSize(320, 260)
+        return QSize(self._size_hint)
+
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder = text
+        self.update()
 
     def set_image(self, image: QImage | None) -> None:
         self._image = image if image is not None and not image.isNull() else None
@@ -428,7 +423,8 @@ class ImageView(QWidget):
         return self._message
 
     def image_rect(self) -> QRectF:
-        return QRectF(self._target)
+        """Where the picture is drawn, in widget coordinates (empty without a picture)."""
+        return self._layout_target()[0] if self._pixmap is not None else QRectF()
 
     def _layout_target(self) -> tuple[QRectF, bool]:
         r = QRectF(self.contentsRect()).adjusted(2, 2, -2, -2)
@@ -442,7 +438,8 @@ class ImageView(QWidget):
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         pal = self.palette()
-        p.fillRect(self.rect(), pal.color(QPalette.ColorRole.Window).darker(106))
+        p.fillRect(self.rect(), self._background if self._background is not None else
+                   pal.color(QPalette.ColorRole.Window).darker(106))
         if self._pixmap is not None:
             self._target, pixelated = self._layout_target()
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not pixelated)
@@ -474,6 +471,10 @@ class ImageView(QWidget):
                 p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
                 p.drawText(self.rect().adjusted(12, 12, -12, -12),
                            Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._message)
+        elif self._placeholder and self._pixmap is None:
+            p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
+            p.drawText(self.rect().adjusted(12, 12, -12, -12),
+                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
         p.end()
 
     def mousePressEvent(self, event) -> None:
@@ -1444,11 +1445,11 @@ class ExplainPage(QWidget):
             name.setText(classes[i])
             name.setToolTip(classes[i])
             bar.setValue(int(round(p * 1000)))
-            bar.setFormat(_percent(p))
+            bar.setFormat(percent(p))
             bar.setVisible(True)
         top = float(self.probabilities[idx])
         if top < self.model.unsure_threshold:
-            self.pred_note.setText(f"Not sure: the best guess is under {self.model.unsure_threshold:.0%}.")
+            self.pred_note.setText(f"Not sure: the best guess is under {percent(self.model.unsure_threshold)}.")
         else:
             self.pred_note.setText("")
         self._fill_target_combo()
@@ -1460,10 +1461,10 @@ class ExplainPage(QWidget):
         combo.blockSignals(True)
         combo.clear()
         classes, probs = self.model.classes, self.probabilities
-        combo.addItem(f"Predicted: {classes[self.predicted]} ({_percent(float(probs[self.predicted]))})", -1)
+        combo.addItem(f"Predicted: {classes[self.predicted]} ({percent(float(probs[self.predicted]))})", -1)
         combo.insertSeparator(1)
         for i in np.argsort(-probs):
-            combo.addItem(f"{classes[i]} — {_percent(float(probs[i]))}", int(i))
+            combo.addItem(f"{classes[i]} — {percent(float(probs[i]))}", int(i))
         combo.setCurrentIndex(max(0, combo.findData(self._chosen_target)))
         combo.blockSignals(False)
 
@@ -1521,9 +1522,7 @@ class ExplainPage(QWidget):
 
     def _on_open_image_button_clicked(self) -> None:
         start = os.path.dirname(self.image_path) if self.image_path else (self.project_root or "")
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image to explain", start,
-                                              "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;"
-                                              "All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image to explain", start, IMAGE_FILTER)
         if path:
             self.set_image_path(path)
 
@@ -1619,8 +1618,8 @@ class ExplainPage(QWidget):
         if self.model is None:
             return
         if tab == self.TAB_FILTERS:
-            self._request_first_filters()
-            self._request_layer_filters()
+            self._request_filters("first_filters")
+            self._request_filters("layer_filters")
         elif tab == self.TAB_MAPS:
             self._request_maps()
         elif tab == self.TAB_SALIENCY:
@@ -1636,62 +1635,45 @@ class ExplainPage(QWidget):
         self._say(text)
 
     # ---- filters
-    def _request_first_filters(self) -> None:
-        ctx = self._needs("first_filters")
+    def _request_filters(self, which: str) -> None:
+        """Compute the filter grid of the first layer (``which="first_filters"``) or of the
+        chosen layer and input channel (``"layer_filters"``) on the quick lane."""
+        ctx = self._needs(which)
         if ctx is None:
             return
-        self._asked["first_filters"] = ctx
-        first = self.layers[0]
-
-        def work(model, state):
-            f = E.layer_filters(model, first)
-            grid, cols, scale = kernel_grid(f)
-            return f, to_qimage(grid), scale
-
-        self.first_view.set_message("Computing…", keep_image=True)
-        self._lanes["quick"].submit("first_filters", work,
-                                    on_finished=lambda r: self._on_first_filters(ctx, first, r),
-                                    on_failed=lambda m, tb: self._on_view_failed("filters", m))
-
-    def _on_first_filters(self, ctx: tuple, info: E.LayerInfo, result) -> None:
-        if not self._settle("first_filters", ctx):
-            return
-        f, img, scale = result
-        self.first_filters = f
-        self._done["first_filters"] = ctx
-        self.first_view.set_image(img)
-        n, kh, kw, c = f.shape
-        colour = "colour" if c == 3 else "gray"
-        self.first_caption.setText(f"{info.name}: {n} {colour} filters of {kh} × {kw} pixels, shown "
-                                   f"{scale} times larger. Bright: the filter likes light there, dark: it "
-                                   f"likes dark there.")
-        self.result_shown.emit("first_filters")
-
-    def _request_layer_filters(self) -> None:
-        ctx = self._needs("layer_filters")
-        if ctx is None:
-            return
-        self._asked["layer_filters"] = ctx
-        info, ch = self.current_layer, self.in_channel.value()
+        self._asked[which] = ctx
+        if which == "first_filters":
+            info, ch, view = self.layers[0], -1, self.first_view
+        else:
+            info, ch, view = self.current_layer, self.in_channel.value(), self.layer_filters_view
 
         def work(model, state):
             f = E.layer_filters(model, info, in_channel=None if ch < 0 else ch)
             grid, cols, scale = kernel_grid(f)
             return f, to_qimage(grid), scale
 
-        self.layer_filters_view.set_message("Computing…", keep_image=True)
-        self._lanes["quick"].submit("layer_filters", work,
-                                    on_finished=lambda r: self._on_layer_filters(ctx, info, ch, r),
+        view.set_message("Computing…", keep_image=True)
+        self._lanes["quick"].submit(which, work,
+                                    on_finished=lambda r: self._on_filters(which, ctx, info, ch, r),
                                     on_failed=lambda m, tb: self._on_view_failed("filters", m))
 
-    def _on_layer_filters(self, ctx: tuple, info: E.LayerInfo, ch: int, result) -> None:
-        if not self._settle("layer_filters", ctx):
+    def _on_filters(self, which: str, ctx: tuple, info: E.LayerInfo, ch: int, result) -> None:
+        if not self._settle(which, ctx):
             return
         f, img, scale = result
-        self.chosen_filters = f
-        self._done["layer_filters"] = ctx
-        self.layer_filters_view.set_image(img)
+        self._done[which] = ctx
         n, kh, kw, c = f.shape
+        if which == "first_filters":
+            self.first_filters = f
+            self.first_view.set_image(img)
+            colour = "colour" if c == 3 else "gray"
+            self.first_caption.setText(f"{info.name}: {n} {colour} filters of {kh} × {kw} pixels, shown "
+                                       f"{scale} times larger. Bright: the filter likes light there, dark: it "
+                                       f"likes dark there.")
+            self.result_shown.emit(which)
+            return
+        self.chosen_filters = f
+        self.layer_filters_view.set_image(img)
         per_filter = info.in_channels // max(info.groups, 1)
         if info.groups > 1 and per_filter == 1:
             what = (f"{n} depthwise filters of {kh} × {kw}: each looks at one channel only, so there is "
@@ -1708,7 +1690,7 @@ class ExplainPage(QWidget):
             what += (". A 1 × 1 filter has no spatial pattern: it mixes the channels at each spot, so each "
                      "square is a single weight")
         self.layer_filters_caption.setText(what + ".")
-        self.result_shown.emit("layer_filters")
+        self.result_shown.emit(which)
 
     # ---- response maps
     def _request_maps(self) -> None:
@@ -1864,7 +1846,7 @@ class ExplainPage(QWidget):
             heat, top = heat
             p = float(self.probabilities[ctx[2]])
             panel.caption.setText(
-                f"Hiding one spot lowers the probability ({_percent(p)}) by at most {top * 100:.1f} points."
+                f"Hiding one spot lowers the probability ({percent(p)}) by at most {top * 100:.1f} points."
                 if top > 0 else "Hiding any one spot does not lower the probability.")
         else:
             panel.caption.setText(panel.base_caption)
@@ -2100,7 +2082,7 @@ class ExplainPage(QWidget):
         if key == self._embedding_sent:
             return
         self._embedding_sent = key
-        self.embedding.set_model(self._embedding_model)
+        self.embedding.set_model(self._embedding_model, private=True)  # its own replica
         self.embedding.set_samples([p for p, _ in self.samples], [c for _, c in self.samples])
 
     # ================================================================== status

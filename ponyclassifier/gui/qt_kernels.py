@@ -19,8 +19,8 @@ import os
 from fractions import Fraction
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPalette
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -43,6 +43,8 @@ from PySide6.QtWidgets import (
 
 from ..core.kernels import KERNEL_HELP, KERNELS, apply_kernel, parse_kernel
 from . import workers
+from .qt_explain import ImageView
+from .workers import array_to_qimage, qimage_to_array
 
 __all__ = ["KernelPlayground", "KERNEL_NOTES", "BORDER_MODES", "display_form", "to_grayscale",
            "array_to_qimage", "qimage_to_array"]
@@ -153,27 +155,6 @@ def to_grayscale(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(rgb), "RGB").convert("L"))
 
 
-def array_to_qimage(a: np.ndarray) -> QImage:
-    """uint8 (H, W) or (H, W, 3) -> a QImage that owns its pixels."""
-    a = np.ascontiguousarray(a)
-    h, w = a.shape[:2]
-    if a.ndim == 2:
-        return QImage(a.tobytes(), w, h, w, QImage.Format.Format_Grayscale8).copy()
-    return QImage(a.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
-def qimage_to_array(img: QImage) -> np.ndarray:
-    """The pixels of a Grayscale8 or RGB888 QImage as uint8 (H, W) or (H, W, 3)."""
-    gray = img.format() == QImage.Format.Format_Grayscale8
-    if not gray and img.format() != QImage.Format.Format_RGB888:
-        img = img.convertToFormat(QImage.Format.Format_RGB888)
-    c = 1 if gray else 3
-    h, w, bpl = img.height(), img.width(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=bpl * h).reshape(h, bpl)
-    out = buf[:, : w * c].reshape(h, w, c).copy()
-    return out[..., 0] if gray else out
-
-
 def _normalise_image(image) -> np.ndarray:
     a = np.asarray(image)
     if a.dtype != np.uint8:
@@ -187,54 +168,10 @@ def _normalise_image(image) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-class _ImageView(QWidget):
+def _image_view(placeholder: str) -> ImageView:
     """A picture scaled to fit, keeping its proportions; pixels stay sharp when enlarged."""
-
-    def __init__(self, placeholder: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self._image: QImage | None = None
-        self._placeholder = placeholder
-        self.setMinimumSize(160, 160)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setAutoFillBackground(True)
-        pal = self.palette()
-        pal.setColor(QPalette.ColorRole.Window, QColor("#f2f2f2"))
-        self.setPalette(pal)
-
-    def set_image(self, image: QImage | None) -> None:
-        self._image = image
-        self.update()
-
-    def image(self) -> QImage | None:
-        return self._image
-
-    def set_placeholder(self, text: str) -> None:
-        self._placeholder = text
-        self.update()
-
-    def sizeHint(self) -> QSize:
-        return QSize(420, 420)
-
-    def image_rect(self) -> QRectF:
-        if self._image is None or self._image.isNull():
-            return QRectF()
-        iw, ih = self._image.width(), self._image.height()
-        s = min(self.width() / iw, self.height() / ih)
-        w, h = iw * s, ih * s
-        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
-
-    def paintEvent(self, event) -> None:
-        p = QPainter(self)
-        if self._image is None or self._image.isNull():
-            p.setPen(QColor("#666"))
-            p.drawText(self.rect().adjusted(12, 12, -12, -12), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                       self._placeholder)
-        else:
-            r = self.image_rect()
-            # Shrinking: smooth. Enlarging: nearest neighbour, so single pixels stay visible.
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, r.width() < self._image.width())
-            p.drawImage(r, self._image)
-        p.end()
+    return ImageView(min_side=160, pixelated=True, placeholder=placeholder, background=QColor("#f2f2f2"),
+                     size_hint=QSize(420, 420))
 
 
 class _LiveDelegate(QStyledItemDelegate):
@@ -279,7 +216,6 @@ class KernelPlayground(QWidget):
         self._load_job: workers.Job | None = None
         self._load_token = 0
         self._result: np.ndarray | None = None
-        self._shown_input: np.ndarray | None = None
         self._closed = False
         self._source: str | None = None  # file name of the picture, when it came from a file
 
@@ -365,8 +301,8 @@ class KernelPlayground(QWidget):
         self.result_title = QLabel("<b>After the kernel</b>")
         for t in (self.original_title, self.result_title):
             t.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.original_view = _ImageView("Open a picture to try the kernels on it.")
-        self.result_view = _ImageView("The filtered picture appears here.")
+        self.original_view = _image_view("Open a picture to try the kernels on it.")
+        self.result_view = _image_view("The filtered picture appears here.")
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setStyleSheet("color: #555;")
@@ -464,7 +400,7 @@ class KernelPlayground(QWidget):
             im = decode_image(path, draft_size=(side, side)).image
             state.check()
             im.thumbnail((side, side))
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(im)
 
         def done(arr) -> None:
             if token == self._load_token and not self._closed:
@@ -534,7 +470,7 @@ class KernelPlayground(QWidget):
 
     def result_image(self) -> np.ndarray | None:
         """The filtered picture currently shown (None before the first result)."""
-        return None if self._result is None else self._result
+        return self._result
 
     @property
     def busy(self) -> bool:
@@ -758,7 +694,6 @@ class KernelPlayground(QWidget):
     # ------------------------------------------------------------------ applying
     def _show_input(self) -> None:
         a = self.input_image()
-        self._shown_input = a
         self.original_view.set_image(None if a is None else array_to_qimage(a))
         gray = a is not None and a.ndim == 2
         self.original_title.setText("<b>Original</b>" + (" (grayscale)" if gray and self._image.ndim == 3 else ""))
@@ -801,7 +736,12 @@ class KernelPlayground(QWidget):
         def failed(msg: str, _tb: str) -> None:
             self._job = None
             self._set_working(False)
-            if not self._closed:
+            if self._closed:
+                return
+            if self._pending:  # a newer kernel waits: try it, as after a success
+                self._pending = False
+                self._request()
+            else:
                 self.status_label.setText(f"The kernel could not be applied: {msg}")
 
         self._set_working(True)

@@ -45,7 +45,6 @@ from PySide6.QtMultimedia import QVideoFrame
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGridLayout,
@@ -62,10 +61,11 @@ from PySide6.QtWidgets import (
 )
 
 from . import workers
-from .qt_play import FrameView, PlayWindow
-from .video_source import NO_CAMERA, VIDEO_FILTER, VideoSource, fill_source_combo
+from .qt_play import FrameView, PlayWindow, percent, plain_text
+from .video_source import (NO_CAMERA, VideoSource, choose_video_file, fill_source_combo,
+                           remember_video_file)
 
-__all__ = ["LivePredictWidget", "LivePrediction", "LiveStats", "qimage_to_rgb"]
+__all__ = ["LivePredictWidget", "LivePrediction", "LiveStats"]
 
 PREVIEW_FPS = 30
 TOP_K = 3
@@ -113,21 +113,6 @@ class LiveStats:
         return dict(self.__dict__)
 
 
-def qimage_to_rgb(image: QImage) -> np.ndarray:
-    """A QImage (any format) -> a uint8 (H, W, 3) RGB array that owns its memory."""
-    img = image.convertToFormat(QImage.Format.Format_RGB888)
-    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
-    return buf[:, : w * 3].reshape(h, w, 3).copy()
-
-
-def _rgb_to_qimage(a: np.ndarray) -> QImage:
-    a = np.ascontiguousarray(a)
-    h, w = a.shape[:2]
-    fmt = QImage.Format.Format_RGBA8888 if a.shape[2] == 4 else QImage.Format.Format_RGB888
-    return QImage(a.data, w, h, a.strides[0], fmt).copy()
-
-
 def heat_layer(heat: np.ndarray, opacity: float = CAM_OPACITY, floor: float = CAM_FLOOR) -> QImage:
     """A Grad-CAM map (H, W) in [0, 1] -> an RGBA layer in the core's colour map, painted
     over the picture at display size. Like ``explain.overlay(..., weight_by_heat=True)``, but
@@ -140,7 +125,7 @@ def heat_layer(heat: np.ndarray, opacity: float = CAM_OPACITY, floor: float = CA
     rgba[..., :3] = apply_colormap(h)
     alpha = np.clip((h - floor) / max(1e-6, 1 - floor), 0, 1) * (opacity * 255)
     rgba[..., 3] = (alpha + 0.5).astype(np.uint8)
-    return _rgb_to_qimage(rgba)
+    return workers.array_to_qimage(rgba)
 
 
 def _network_device(model) -> str:
@@ -193,14 +178,15 @@ class _InferenceWorker(QObject):
     def _run(self, job: dict, out: dict) -> None:
         from PIL import Image
 
-        from ..core.preprocess import to_uint8_tensor
+        from ..core.preprocess import load_input, to_uint8_tensor
 
+        pil = None
         if job["kind"] == "file":
             from ..core.images import decode_image
 
-            pil = decode_image(job["path"]).image.convert("RGB")
-            pil.thumbnail((1600, 1600))  # the picture shown; the model gets its own size below
-            out["image"] = workers.pil_to_qimage(pil)
+            shown = decode_image(job["path"]).image
+            shown.thumbnail((1600, 1600))  # the picture shown; the model gets its own input below
+            out["image"] = workers.pil_to_qimage(shown)
         else:
             frame: QVideoFrame = job["frame"]
             img = frame.toImage()
@@ -208,12 +194,16 @@ class _InferenceWorker(QObject):
                 raise RuntimeError("the camera sent a frame that could not be read")
             if job["mirror"]:
                 img = img.flipped(Qt.Orientation.Horizontal)
-            pil = Image.fromarray(qimage_to_rgb(img), "RGB")
+            pil = Image.fromarray(workers.qimage_to_array(img, keep_gray=False), "RGB")
         if job["model_token"] != self._model_token or self._predictor is None:
             return  # no model (a still is shown anyway), or a model change is on its way
         model = self._model
+        # A file is decoded for the model exactly as the Predict page does (draft decode), so
+        # both give the same probabilities for the same picture.
+        x = load_input(job["path"], model.image_size, model.channels) if pil is None else None
         t0 = time.perf_counter()
-        x = to_uint8_tensor(pil, model.image_size, model.channels)
+        if x is None:
+            x = to_uint8_tensor(pil, model.image_size, model.channels)
         probs = self._predictor.probabilities(x[None])[0]
         out["probs"] = probs.numpy().astype(np.float32)
         out["infer_ms"] = (time.perf_counter() - t0) * 1000
@@ -276,7 +266,7 @@ class _ClassBar(QWidget):
         self._elide()
         self.name.setToolTip(name)
         self.bar.setValue(int(round(p * 1000)))
-        self.bar.setFormat(f"{p * 100:.0f} %" if p >= 0.0995 else f"{p * 100:.1f} %")
+        self.bar.setFormat(percent(p))
         colour = "#e0a030" if (best and unsure) else ("#2a9d8f" if best else "#8d99ae")
         self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {colour}; }} "
                                "QProgressBar { text-align: center; }")
@@ -625,9 +615,7 @@ class LivePredictWidget(QWidget):
 
     def use_video_file(self, path: str | os.PathLike) -> None:
         """Use a recording instead of a camera (added to the source list, selected, started)."""
-        path = os.fspath(path)
-        if path not in self._video_files:
-            self._video_files.append(path)
+        path = remember_video_file(self._video_files, path)
         self._fill_sources(select="file:" + path)
         self.mirror.setChecked(False)  # a recording is not a selfie
         self.start()
@@ -774,7 +762,7 @@ class LivePredictWidget(QWidget):
 
     def _on_source_combo_activated(self, index: int) -> None:
         if self.source_combo.itemData(index) == "choose":
-            path, _ = QFileDialog.getOpenFileName(self, "Video to use as a camera", "", VIDEO_FILTER)
+            path = choose_video_file(self)
             if path:
                 self.use_video_file(path)
             else:
@@ -815,8 +803,8 @@ class LivePredictWidget(QWidget):
         self._set_running(False)
         self.view.set_message(message_html)
         if self._play is not None:
-            self._play.show_message(re.sub(r"<[^>]+>", "", message_html.replace("<br>", "\n")))
-        self.status_message.emit(re.sub(r"<[^>]+>", "", message_html.replace("<br>", " ")))
+            self._play.show_message(message_html)  # the play window takes rich text
+        self.status_message.emit(plain_text(message_html, newline=" "))
 
     def _set_running(self, on: bool) -> None:
         changed = on != self._running
@@ -1060,12 +1048,12 @@ class LivePredictWidget(QWidget):
         if pred.unsure:
             self.answer.setText("Not sure")
             self.answer.setStyleSheet("color: #c77800;")
-            self.answer_detail.setText(f"Best guess: <b>{html.escape(pred.label)}</b> at {pred.confidence:.0%}, "
-                                       f"under the {self.threshold:.0%} needed to be sure.")
+            self.answer_detail.setText(f"Best guess: <b>{html.escape(pred.label)}</b> at {percent(pred.confidence)}, "
+                                       f"under the {percent(self.threshold)} needed to be sure.")
         else:
             self.answer.setText(pred.label)
             self.answer.setStyleSheet("")
-            self.answer_detail.setText(f"{pred.confidence:.0%} sure")
+            self.answer_detail.setText(f"{percent(pred.confidence)} sure")
         for i, b in enumerate(self.bars):
             if i < len(pred.top):
                 b.set(pred.top[i][0], pred.top[i][1], best=i == 0, unsure=pred.unsure)

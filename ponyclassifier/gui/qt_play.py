@@ -17,6 +17,7 @@ holds :class:`FrameView`, the picture widget the live view shares.
 from __future__ import annotations
 
 import html
+import math
 import re
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
@@ -31,7 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["FrameView", "ConfidenceMeter", "PlayWindow", "confidence_phrase", "BUTTON_HEIGHT"]
+__all__ = ["FrameView", "ConfidenceMeter", "PlayWindow", "confidence_phrase", "BUTTON_HEIGHT", "IMAGE_FILTER",
+           "percent", "percent_1dp", "plain_text"]
 
 BUTTON_HEIGHT = 76  # px; well over the 44-48 px usually asked of touch targets
 
@@ -44,7 +46,25 @@ _UNSURE = QColor("#f4a261")
 _UNSURE_INK = "#d1495b"
 _TRACK = QColor("#e9e3d5")
 
-IMAGE_FILTER = "Pictures (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
+# The picture files an "Open…" dialog offers (Predict, play mode, Explain).
+IMAGE_FILTER = "Pictures (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ppm *.pgm);;All files (*)"
+
+
+# Percentages are rounded down, never up: 49.96 % under a 50 % threshold reads "49 %", and
+# nothing short of certain reads "100 %". Every page that shows a probability uses these.
+def percent(p: float, sep: str = " ") -> str:
+    """A probability for people: "92 %", "4.2 %", "<0.1 %" (``sep`` goes before the "%")."""
+    v = p * 100
+    if v >= 10:
+        return f"{math.floor(v + 1e-9)}{sep}%"
+    if v >= 0.1:
+        return f"{math.floor(v * 10 + 1e-9) / 10:.1f}{sep}%"
+    return f"<0.1{sep}%"
+
+
+def percent_1dp(p: float) -> str:
+    """A probability with one decimal, rounded down ("92.3 %"): the results table's format."""
+    return f"{math.floor(p * 1000 + 1e-9) / 10:.1f} %"
 
 
 def confidence_phrase(confidence: float, unsure: bool) -> str:
@@ -139,13 +159,14 @@ class FrameView(QWidget):
                 f.setBold(True)
                 p.setFont(f)
             p.drawText(self.rect().adjusted(16, 16, -16, -16),
-                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, _plain(self._message))
+                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, plain_text(self._message))
         p.end()
 
 
-def _plain(text: str) -> str:
-    """Rich text -> plain text for drawText (messages use <b>, <br> and entities only)."""
-    text = re.sub(r"<br\s*/?>", "\n", text)
+def plain_text(text: str, newline: str = "\n") -> str:
+    """Rich text -> plain text for drawText or a status bar (messages use <b>, <br> and
+    entities only): tags dropped, ``<br>`` becomes ``newline``, entities decoded."""
+    text = re.sub(r"<br\s*/?>", newline, text)
     text = re.sub(r"<[^>]+>", "", text)
     return html.unescape(text)
 
@@ -168,7 +189,7 @@ class ConfidenceMeter(QWidget):
 
     @property
     def text(self) -> str:
-        return "" if self._value is None else f"{round(self._value * 100)}% sure"
+        return "" if self._value is None else f"{percent(self._value, sep='')} sure"
 
     def set_value(self, value: float | None, unsure: bool = False) -> None:
         self._value = None if value is None else max(0.0, min(1.0, float(value)))
@@ -181,9 +202,9 @@ class ConfidenceMeter(QWidget):
         self._update_tooltip()
 
     def _update_tooltip(self) -> None:
-        tip = "" if self._value is None else f"How sure the model is of this answer: {self._value:.0%}."
+        tip = "" if self._value is None else f"How sure the model is of this answer: {percent(self._value, sep='')}."
         if self._threshold is not None:
-            tip += f" Below {self._threshold:.0%} it says “I'm not sure!”."
+            tip += f" Below {percent(self._threshold, sep='')} it says “I'm not sure!”."
         self.setToolTip(tip.strip())
 
     def sizeHint(self) -> QSize:
@@ -377,7 +398,7 @@ class PlayWindow(QWidget):
         self.picture.set_message(text)
 
     def set_threshold(self, threshold: float | None) -> None:
-        """Where "not sure" begins, drawn as a notch on the meter."""
+        """Where "not sure" begins (said in the meter's tooltip)."""
         self.meter.set_threshold(threshold)
 
     def set_actions(self, *, next: bool = False, open: bool = True, camera: bool | None = None) -> None:

@@ -30,14 +30,12 @@ from __future__ import annotations
 import csv
 import html
 import io
-import math
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import numpy as np
 from PIL import Image
 from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPoint, QRect, QSettings, QSize,
                             QSortFilterProxyModel, Qt, QTimer, Signal)
@@ -51,6 +49,8 @@ from ..core.images import BACKGROUND, MAX_PIXELS, ImageError, decode_image
 from ..core.predict import Prediction, Predictor, expand_paths
 from . import workers
 from .qt_dataset_browser import local_files_from_mime
+from .banner import Banner
+from .qt_play import IMAGE_FILTER, percent, percent_1dp
 
 __all__ = ["PredictPage", "PredictionResult", "LoadedModel", "ResultCard", "ResultsTableModel", "IMAGENET_TEXT",
            "PASTED_NAME", "MAX_CARDS", "MAX_TOP_K", "CSV_COLUMNS", "CAM_OPACITY", "percent_1dp", "qimage_to_pil"]
@@ -74,7 +74,6 @@ IMAGENET_TEXT = "No trained model: using the ImageNet network, which knows 1000 
 COLUMNS = ("File", "Label", "Confidence", "Not sure", "Top guesses", "Problem")
 CSV_COLUMNS = COLUMNS  # the CSV has the table's columns, with the full path and a 0-1 confidence
 RED, AMBER = "#b02a2a", "#a0662a"
-_IMAGE_FILTER = "Pictures (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ppm *.pgm);;All files (*)"
 _LAST_DIR_KEY = "predict/last_dir"
 
 
@@ -82,23 +81,6 @@ def _recipe_label(recipe: str) -> str:
     from .qt_training_panel import RECIPE_LABELS
 
     return RECIPE_LABELS.get(recipe, recipe)
-
-
-# Percentages are rounded down, never up: 49.96 % under a 50 % threshold reads "49 %", and
-# nothing short of certain reads "100 %".
-def _pct(p: float) -> str:
-    """A probability for people: "92 %", "4.2 %", "<0.1 %"."""
-    v = p * 100
-    if v >= 10:
-        return f"{math.floor(v + 1e-9)} %"
-    if v >= 0.1:
-        return f"{math.floor(v * 10 + 1e-9) / 10:.1f} %"
-    return "<0.1 %"
-
-
-def percent_1dp(p: float) -> str:
-    """A probability with one decimal, rounded down ("92.3 %"): the table's format."""
-    return f"{math.floor(p * 1000 + 1e-9) / 10:.1f} %"
 
 
 def qimage_to_pil(image: QImage) -> Image.Image:
@@ -115,6 +97,11 @@ def _picture(image: Image.Image) -> QImage:
     im = image.copy()
     im.thumbnail((PICTURE_SIDE, PICTURE_SIDE))
     return workers.pil_to_qimage(im)
+
+
+def _card_image(source: str) -> QImage:
+    """A file's card picture (at most PICTURE_SIDE a side, from a draft decode). Raises ImageError."""
+    return _picture(decode_image(source, draft_size=(PICTURE_SIDE, PICTURE_SIDE)).image)
 
 
 # =============================================================== what the workers make
@@ -242,8 +229,7 @@ def _predict_job(loaded: LoadedModel, items: Sequence[str | _Pasted], max_cards:
                 picture = None
                 if start + i < max_cards and pred.error is None:
                     try:
-                        picture = _picture(entry.image if isinstance(entry, _Pasted) else
-                                           decode_image(entry, draft_size=(PICTURE_SIDE, PICTURE_SIDE)).image)
+                        picture = _picture(entry.image) if isinstance(entry, _Pasted) else _card_image(entry)
                     except ImageError:
                         picture = None  # changed since it was read: the card just has no picture
                 if isinstance(entry, _Pasted):
@@ -263,13 +249,15 @@ def _predict_job(loaded: LoadedModel, items: Sequence[str | _Pasted], max_cards:
 
 def _picture_job(source: str) -> Callable[[workers.JobState], QImage]:
     def run(state: workers.JobState) -> QImage:
-        return _picture(decode_image(source, draft_size=(PICTURE_SIDE, PICTURE_SIDE)).image)
+        return _card_image(source)
 
     return run
 
 
-def _cam_job(loaded: LoadedModel, source: str, pasted: Image.Image | None, label: str):
-    """Worker: the Grad-CAM overlay for the predicted class, at the card picture's size."""
+def _cam_job(loaded: LoadedModel, source: str, pasted: Image.Image | None, label: str,
+             picture: QImage | None = None):
+    """Worker: the Grad-CAM overlay for the predicted class, over the card picture
+    (``picture`` when the card already has it, else decoded the same way)."""
 
     def run(state: workers.JobState) -> QImage:
         from ..core import explain
@@ -277,17 +265,16 @@ def _cam_job(loaded: LoadedModel, source: str, pasted: Image.Image | None, label
 
         m = loaded.model
         if pasted is not None:
-            full, x = pasted, to_uint8_tensor(pasted, m.image_size, m.channels)
+            x = to_uint8_tensor(pasted, m.image_size, m.channels)
         else:
-            full = decode_image(source, draft_size=(PICTURE_SIDE, PICTURE_SIDE)).image
             x = load_input(source, m.image_size, m.channels)  # exactly what the prediction saw
-        picture = full.copy()
-        picture.thumbnail((PICTURE_SIDE, PICTURE_SIDE))
+        shown = picture if picture is not None else _picture(pasted) if pasted is not None else _card_image(source)
         with loaded.lock:
             state.check()
             heat = explain.grad_cam(m, x, target=m.classes.index(label))
-        rgb = explain.overlay(np.asarray(picture), heat, opacity=CAM_OPACITY, weight_by_heat=True)
-        return workers.pil_to_qimage(Image.fromarray(rgb))
+        rgb = explain.overlay(workers.qimage_to_array(shown, keep_gray=False), heat, opacity=CAM_OPACITY,
+                              weight_by_heat=True)
+        return workers.array_to_qimage(rgb)
 
     return run
 
@@ -479,7 +466,7 @@ class _ProbabilityBar(QWidget):
             p.drawRoundedRect(fill, 3, 3)
         p.setPen(self.palette().color(QPalette.ColorRole.Text))
         text_r = r.adjusted(6, 0, -6, 0)
-        value = _pct(self.p)
+        value = percent(self.p)
         fm = self.fontMetrics()
         value_w = fm.horizontalAdvance(value) + 8
         name = fm.elidedText(self.name, Qt.TextElideMode.ElideRight, max(10, text_r.width() - value_w))
@@ -567,11 +554,11 @@ class ResultCard(QFrame):
         best = html.escape(r.label or "")
         if unsure:
             self.verdict.setText(f"<span style='font-size:15px; font-weight:600; color:{AMBER}'>Not sure</span>"
-                                 f"<br><span>best guess: {best}, {_pct(r.confidence)}</span>")
+                                 f"<br><span>best guess: {best}, {percent(r.confidence)}</span>")
             self.verdict.setToolTip(f"The best guess is under the “not sure” threshold ({threshold:.0%}).")
         else:
             self.verdict.setText(f"<span style='font-size:15px; font-weight:600'>{best}</span>"
-                                 f"<br><span>{_pct(r.confidence)} sure</span>")
+                                 f"<br><span>{percent(r.confidence)} sure</span>")
             self.verdict.setToolTip("")
         top = r.top[:k]
         while len(self.bars) < len(top):
@@ -1021,7 +1008,7 @@ class PredictPage(QWidget):
         QSettings().setValue(_LAST_DIR_KEY, path)
 
     def open_files_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Choose pictures", self._last_dir(), _IMAGE_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Choose pictures", self._last_dir(), IMAGE_FILTER)
         if paths:
             self._remember_dir(os.path.dirname(paths[0]))
             self.predict_paths(paths)
@@ -1077,20 +1064,21 @@ class PredictPage(QWidget):
             w.style().unpolish(w)
             w.style().polish(w)
 
-    def dragEnterEvent(self, event) -> None:
+    def _accept_drag(self, event) -> bool:
+        """Accept a drag (as a copy) when it brings pictures, files or folders."""
         if self._usable(event.mimeData()):
             event.setDropAction(Qt.DropAction.CopyAction)
             event.accept()
+            return True
+        event.ignore()
+        return False
+
+    def dragEnterEvent(self, event) -> None:
+        if self._accept_drag(event):
             self._set_drop_highlight(True)
-        else:
-            event.ignore()
 
     def dragMoveEvent(self, event) -> None:
-        if self._usable(event.mimeData()):
-            event.setDropAction(Qt.DropAction.CopyAction)
-            event.accept()
-        else:
-            event.ignore()
+        self._accept_drag(event)
 
     def dragLeaveEvent(self, event) -> None:
         self._set_drop_highlight(False)
@@ -1208,9 +1196,7 @@ class PredictPage(QWidget):
             parts.append(f"<span style='color:{RED}'><b>Could not open the model</b> "
                          f"{html.escape(self._model_error)}.{still}</span>")
         self.model_label.setText("<br>".join(parts))
-        style = {"info": "background: rgba(60,120,200,0.10); border: 1px solid rgba(60,120,200,0.40);",
-                 "error": "background: rgba(200,60,60,0.08); border: 1px solid rgba(200,60,60,0.5);"}[kind]
-        self.banner.setStyleSheet(f"QFrame#modelBanner {{ {style} border-radius: 6px; }}")
+        self.banner.setStyleSheet(f"QFrame#modelBanner {{ {Banner.STYLES[kind]} border-radius: 6px; }}")
         self.imagenet_button.setEnabled(not (loaded is not None and loaded.imagenet and self._load_job is None))
 
     # ================================================================ requests
@@ -1448,7 +1434,7 @@ class PredictPage(QWidget):
         gen, loaded = self._cam_gen, self.loaded
         self._cam_running = index
         self._cam_job = workers.run_job(
-            _cam_job(loaded, r.source, r.pasted, r.label),
+            _cam_job(loaded, r.source, r.pasted, r.label, r.picture),
             on_finished=lambda img: self._on_cam_finished(gen, index, img),
             on_failed=lambda message, tb: self._on_cam_failed(gen, index, message),
             on_cancelled=lambda: self._on_cam_ended(gen))

@@ -16,11 +16,25 @@ from typing import Sequence
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtMultimedia import QCamera, QCameraDevice, QMediaCaptureSession, QMediaDevices, QMediaPlayer, QVideoSink
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtWidgets import QComboBox, QFileDialog, QWidget
 
 NO_CAMERA = ("<b>No camera found.</b><br><br>Connect a webcam (and allow PonyClassifier to use it), "
              "or choose <i>Video file…</i> above to use a recording instead.")
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.gif);;All files (*)"
+
+
+def choose_video_file(parent: QWidget | None) -> str | None:
+    """Ask for a recording to use as a camera; None when the user cancels."""
+    path, _ = QFileDialog.getOpenFileName(parent, "Video to use as a camera", "", VIDEO_FILTER)
+    return path or None
+
+
+def remember_video_file(video_files: list[str], path: str | os.PathLike) -> str:
+    """Add ``path`` to the list of video files in use (once); returns it as a string."""
+    path = os.fspath(path)
+    if path not in video_files:
+        video_files.append(path)
+    return path
 
 
 def camera_key(dev: QCameraDevice) -> str:

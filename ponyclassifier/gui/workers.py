@@ -27,12 +27,14 @@ import traceback
 from collections import OrderedDict
 from typing import Any, Callable
 
+import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage
 
 from ..core.images import ImageError, decode_image
 
-__all__ = ["Cancelled", "Job", "JobState", "ThumbnailLoader", "pil_to_qimage", "run_job"]
+__all__ = ["Cancelled", "Job", "JobState", "ThumbnailLoader", "array_to_qimage", "pil_to_qimage", "qimage_to_array",
+           "run_job"]
 
 
 class Cancelled(Exception):
@@ -199,6 +201,36 @@ def pil_to_qimage(im) -> QImage:
     data = im.tobytes()
     qimg = QImage(data, im.width, im.height, 3 * im.width, QImage.Format.Format_RGB888)
     return qimg.copy()  # detach from ``data``, which dies with this frame
+
+
+_ARRAY_FORMATS = {1: QImage.Format.Format_Grayscale8, 3: QImage.Format.Format_RGB888,
+                  4: QImage.Format.Format_RGBA8888}
+
+
+def array_to_qimage(a) -> QImage:
+    """A uint8 array (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA as a QImage that owns its
+    pixels (a copy: safe to send across threads and to keep after ``a`` changes)."""
+    a = np.ascontiguousarray(a)
+    if a.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, not {a.dtype}")
+    channels = 1 if a.ndim == 2 else a.shape[2] if a.ndim == 3 else 0
+    if channels not in _ARRAY_FORMATS:
+        raise ValueError(f"expected an image (H, W), (H, W, 3) or (H, W, 4), not {a.shape}")
+    h, w = a.shape[:2]
+    return QImage(a.data, w, h, a.strides[0], _ARRAY_FORMATS[channels]).copy()
+
+
+def qimage_to_array(img: QImage, keep_gray: bool = True) -> np.ndarray:
+    """A QImage's pixels as a uint8 array that owns its memory: (H, W) for a Grayscale8 image
+    when ``keep_gray``, else (H, W, 3) RGB (any other format is converted; alpha is dropped)."""
+    gray = keep_gray and img.format() == QImage.Format.Format_Grayscale8
+    if not gray and img.format() != QImage.Format.Format_RGB888:
+        img = img.convertToFormat(QImage.Format.Format_RGB888)
+    c = 1 if gray else 3
+    h, w, bpl = img.height(), img.width(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=bpl * h).reshape(h, bpl)
+    out = buf[:, : w * c].reshape(h, w, c).copy()
+    return out[..., 0] if gray else out
 
 
 def thumbnail_cache_key(path: str, size: int) -> str | None:

@@ -149,3 +149,26 @@ def test_scratch_features_stop_and_bad_files(tmp_path):
         EM.embed_features(Small(), [good, bad])
     out = EM.embed_features(Small(), [good, bad, good], errors="nan")
     assert np.isfinite(out[0]).all() and np.isnan(out[1]).all() and np.allclose(out[0], out[2])
+
+
+def test_nearest_neighbours_matches_a_brute_force_sort():
+    rng = np.random.default_rng(7)
+    pts = rng.normal(size=(60, 3))
+    pts[5] = pts[4]  # duplicates: ties among the k nearest go in index order
+    pts[6] = pts[4]
+    nn = EM.nearest_neighbours(pts, 4)
+    assert nn.shape == (60, 4)
+    d = ((pts[:, None] - pts[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    # The same distances as a full sort (which of several points tied at the k-th place is
+    # taken is not specified), nearest first.
+    np.testing.assert_allclose(np.take_along_axis(d, nn, 1), np.sort(d, axis=1)[:, :4], atol=1e-9)
+    untied = [i for i in range(60) if i not in (4, 5, 6) and not set(nn[i]) & {4, 5, 6}]
+    np.testing.assert_array_equal(nn[untied], np.argsort(d, axis=1, kind="stable")[untied, :4])
+    assert list(nn[4][:2]) == [5, 6] and 4 not in nn[4]
+    np.testing.assert_array_equal(EM.nearest_neighbours(pts, 4, rows=[9, 2]), nn[[9, 2]])
+    assert EM.nearest_neighbours(pts[:3], 10).shape == (3, 2)  # k capped at N - 1
+    assert EM.nearest_neighbours(pts[:1], 3).shape == (1, 0)
+    labels = ["a"] * 30 + ["b"] * 30
+    expected = (np.asarray(labels)[nn] != np.asarray(labels)[:, None]).mean(1)
+    np.testing.assert_allclose(EM.neighbour_disagreement(pts, labels, k=4), expected)

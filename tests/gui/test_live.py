@@ -21,7 +21,7 @@ from PySide6.QtMultimedia import QMediaDevices  # noqa: E402
 from ponyclassifier.core.engine import TrainConfig, Trainer  # noqa: E402
 from ponyclassifier.core.project import Project  # noqa: E402
 from ponyclassifier.gui.qt_live import LivePredictWidget, LivePrediction  # noqa: E402
-from ponyclassifier.gui.qt_play import BUTTON_HEIGHT, PlayWindow  # noqa: E402
+from ponyclassifier.gui.qt_play import BUTTON_HEIGHT, PlayWindow, percent  # noqa: E402
 from tests.conftest import SHAPES, draw_shape, make_shapes_dataset  # noqa: E402
 from tests.gui.test_capture import media_noise  # noqa: E402,F401 (the same machine-noise filter, autouse)
 
@@ -250,7 +250,7 @@ def test_play_mode_shows_the_answer_and_not_sure(qtbot, tmp_path, live, model):
     live.use_video_file(video)
     qtbot.waitUntil(lambda: len(got) >= 3 and play.picture.image is not None, timeout=30000)
     assert play.label == live.last_prediction.label and play.answer_text == play.label and not play.unsure
-    assert play.meter.text == f"{round(live.last_prediction.confidence * 100)}% sure"
+    assert play.meter.text == f"{percent(live.last_prediction.confidence, sep='')} sure"
     assert play.camera_button.isVisible() and play.camera_button.text() == "Camera off"
     for b in (play.open_button, play.camera_button, play.leave_button):
         assert b.height() >= 64
@@ -266,6 +266,22 @@ def test_play_mode_shows_the_answer_and_not_sure(qtbot, tmp_path, live, model):
     with qtbot.waitSignal(play.closed):
         qtbot.keyClick(play, Qt.Key.Key_Escape)
     assert live.play_window is None
+
+
+def test_not_sure_never_shows_the_threshold_itself(qtbot, live):
+    """49.96 % under a 50 % threshold: rounding up would read "at 50 %, under the 50 % needed"."""
+    assert percent(0.4996) == "49 %" and percent(0.5) == "50 %" and percent(0.999) == "99 %"
+    assert percent(0.0996) == "9.9 %" and percent(0.0004) == "<0.1 %"
+    live.threshold = 0.5
+    live._show_answer(LivePrediction("circle", 0.4996, True, [("circle", 0.4996), ("square", 0.3)]))
+    assert live.answer.text() == "Not sure"
+    assert "at 49 %" in live.answer_detail.text() and "under the 50 % needed" in live.answer_detail.text()
+    assert live.bars[0].bar.format() == "49 %"
+    play = PlayWindow()
+    qtbot.addWidget(play)
+    play.set_threshold(0.5)
+    play.show_prediction(None, "circle", 0.4996, True)
+    assert play.meter.text == "49% sure" and "49%" in play.meter.toolTip() and "50%" in play.meter.toolTip()
 
 
 def test_play_window_on_its_own(qtbot):
@@ -312,6 +328,35 @@ def test_predict_a_picture_file_and_a_broken_one(qtbot, tmp_path, live, model):
         live.predict_file(bad)
     assert "notes.png" in blocker.args[0]
     assert len(got) == 1 and play.answer_text == "I can't open that picture."
+
+
+def test_source_errors_reach_the_status_bar_as_plain_text(qtbot, live):
+    """Entities are decoded, not left as "&quot;" or "&amp;" in the status bar; the play
+    window gets the rich text, which it renders itself."""
+    html_msg = "<b>Can't play this video:</b> &quot;Tom &amp; Jerry&quot;<br>try another"
+    play = live.open_play_mode(fullscreen=False)
+    with qtbot.waitSignal(live.status_message) as blocker:
+        live.video.failed.emit(html_msg)
+    assert blocker.args[0] == 'Can\'t play this video: "Tom & Jerry" try another'
+    assert play.picture.message == html_msg
+
+
+def test_a_big_photo_gets_the_same_answer_as_on_the_predict_page(qtbot, tmp_path, live, model):
+    """A large JPEG goes through the same draft decode as Predict (not a full decode shrunk
+    to the display size), so both pages give the same probabilities."""
+    from ponyclassifier.core.predict import Predictor
+
+    rng = np.random.default_rng(5)
+    big = tmp_path / "big.jpg"
+    noise = rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(big, quality=90)
+    live.set_model(model, "shapes")
+    got = _collect(live)
+    live.predict_file(big)
+    qtbot.waitUntil(lambda: len(got) == 1 and not live.busy, timeout=30000)
+    expected = Predictor(model, device="cpu").predict_paths([big], top_k=len(model.classes))[0]
+    assert got[0].label == expected.label
+    assert dict(got[0].top) == pytest.approx(dict(expected.top[: len(got[0].top)]), abs=1e-5)
 
 
 def test_no_camera_says_so(qtbot, live):
