@@ -64,7 +64,11 @@ _UNSET = object()
 class _LiveHost(QWidget):
     """The Predict page's "Live camera" tab. The camera view (QtMultimedia) is built the
     first time the tab is shown, so starting the app never loads the multimedia stack; the
-    project and model given before then are handed over when it is built."""
+    project and model given before then are handed over when it is built.
+
+    The host keeps the Predict page's model as given; the camera view gets its own copy (the
+    live thread's Grad-CAM hooks must never see the page's passes), made only when the view
+    exists, so a model loaded in Predict is not copied for a camera tab nobody opens."""
 
     created = Signal(object)
 
@@ -94,7 +98,7 @@ class _LiveHost(QWidget):
             self.layout().addWidget(self.widget)
             self.widget.set_project(*self._project)
             if self._model[0] is not None:
-                self.widget.set_model(*self._model)
+                self.widget.set_model(copy.deepcopy(self._model[0]), self._model[1])
             self.created.emit(self.widget)
         return self.widget
 
@@ -110,7 +114,7 @@ class _LiveHost(QWidget):
     def set_model(self, model, description: str = "") -> None:
         self._model = (model, description)
         if self.widget is not None:
-            self.widget.set_model(model, description)
+            self.widget.set_model(copy.deepcopy(model) if model is not None else None, description)
 
     def shutdown(self) -> None:
         if self.widget is not None:
@@ -132,6 +136,7 @@ class MainWindow(QMainWindow):
         self._demo_dialog: QProgressDialog | None = None
         self._open_generation = 0  # a store opened for a project no longer shown is closed
         self._closing = False
+        self._explain_samples_stale = False  # Explain's image list is refilled when next shown
         self.last_dialog: QMessageBox | None = None
 
         self.browser = QtDatasetBrowser(cache_dir=projects.thumbnail_cache_dir())
@@ -148,6 +153,8 @@ class MainWindow(QMainWindow):
         from .qt_training_panel import QtTrainingPanel
 
         self.training = QtTrainingPanel()
+        self.training.set_augment_config(load_augment_config())
+        self.browser.augment_config_changed.connect(self.training.set_augment_config)
         self.training.relabel_requested.connect(self._on_training_relabel_requested)
         self._training_store = None  # the training panel's own connection to the project store
         self.stack.addWidget(self.training)
@@ -332,11 +339,11 @@ class MainWindow(QMainWindow):
         self._give_model(self.place())
 
     def _give_model(self, place: str) -> None:
-        page = {"Explain": getattr(self, "explain", None), "Predict": getattr(self, "predict", None)}.get(place)
+        page = {"Explain": self.explain, "Predict": self.predict}.get(place)
         if page is None:
             return
         wanted = self._wanted_model[place]
-        if self._given_model[place] is _UNSET or self._given_model[place] != wanted:
+        if self._given_model[place] != wanted:
             self._given_model[place] = wanted
             page.set_model_path(wanted)
 
@@ -344,11 +351,8 @@ class MainWindow(QMainWindow):
     def _on_training_model_saved(self, path: str) -> None:
         self._set_wanted_models(path)  # the newest model is what Explain and Predict show next
 
-    def _latest_model(self, store) -> str | None:
-        try:
-            runs = store.runs()
-        except Exception:  # a damaged or locked store: start on the ImageNet network
-            return None
+    def _latest_model(self, runs) -> str | None:
+        """The newest run's model that is still on disk, or None (the ImageNet network)."""
         done = [r for r in runs if r.model_path and os.path.exists(r.model_path)]
         return max(done, key=lambda r: r.id).model_path if done else None
 
@@ -356,8 +360,7 @@ class MainWindow(QMainWindow):
     def _on_predict_model_loaded(self, description: str) -> None:
         loaded = getattr(self.predict, "loaded", None)
         if loaded is not None:
-            # Its own copy: the live thread's Grad-CAM hooks must never see the page's passes.
-            self.live_host.set_model(copy.deepcopy(loaded.model), description)
+            self.live_host.set_model(loaded.model, description)  # the camera view copies it
 
     @property
     def live(self):
@@ -392,7 +395,7 @@ class MainWindow(QMainWindow):
     def _refresh_explain_samples(self) -> None:
         """Explain's image chooser lists the project's images; it is refilled only while
         Explain is shown (at 20,000 images that takes tens of milliseconds)."""
-        if getattr(self, "_explain_samples_stale", False) and self.place() == "Explain" and not self.browser.listing:
+        if self._explain_samples_stale and self.place() == "Explain" and not self.browser.listing:
             self._explain_samples_stale = False
             self.explain.set_project(self.project, self._project_samples())
 
@@ -454,7 +457,7 @@ class MainWindow(QMainWindow):
         self.browser.attach_project(project, result["rows"], result["classes"], result.get("counts"))
         self.browser.view.setFocus()
         self._attach_training(path, project)
-        self._set_wanted_models(self._latest_model(project.store))
+        self._set_wanted_models(self._latest_model(self.training.runs_view.runs))  # read by _attach_training
         self.predict.set_project(project)
         self.live_host.set_project(project, busy=lambda: ("the dataset is busy with another change"
                                                            if self.browser.busy else None))
@@ -597,9 +600,7 @@ class MainWindow(QMainWindow):
         self.count_label.setText(f"Listing… {n:,} files")
 
     def _on_browser_listing_finished(self, n: int) -> None:
-        self._on_browser_counts_changed(n, len(self.browser.classes))
-        self._explain_samples_stale = True
-        self._refresh_explain_samples()
+        self._on_browser_counts_changed(n, len(self.browser.classes))  # also refreshes Explain's list
 
     def _on_browser_counts_changed(self, n: int, c: int) -> None:
         self._explain_samples_stale = True  # labelling changed: Explain's image list follows when shown

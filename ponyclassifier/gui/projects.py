@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from .workers import JobState
-
-VAL_FRACTION = 0.2  # the share of each class that goes to validation when splits are made
-SPLIT_SEED = 0
 
 MAX_RECENT = 8
 RECENT_KEY = "projects/recent"
@@ -104,16 +102,13 @@ def clear_recent_projects(settings: QSettings | None = None) -> None:
 
 
 def valid_class_name(name: str) -> str | None:
-    """Why ``name`` cannot be a class folder name, or None when it can."""
-    if not name.strip():
-        return "a class name cannot be empty"
-    if name != name.strip():
-        return f"{name!r}: no spaces at the start or end"
-    if name.startswith((".", "_")):
-        return f"{name!r}: names starting with '.' or '_' are ignored as class folders"
-    if any(ch in name for ch in '/\\:*?"<>|') or name in (".", ".."):
-        return f"{name!r}: a class name cannot contain / \\ : * ? \" < > |"
-    return None
+    """Why ``name`` cannot be a class folder name, or None when it can (the core's rules)."""
+    from ..core.project import class_name_problem  # noqa: PLC0415 (numpy: only when asked)
+
+    problem = class_name_problem(name)
+    if problem is None or not name.strip():
+        return problem
+    return f"{name!r}: {problem}"
 
 
 # --------------------------------------------------------------------------
@@ -135,60 +130,72 @@ def entries_from_rows(rows) -> dict[str, list]:
     return {r[0]: [r[1], r[2], r[3], r[4]] for r in rows}
 
 
+COUNT_KEYS = ("total", "train", "val", "test", "unassigned", "bad", "unlabelled")
+
+
+def tally(counts: dict[str, dict[str, int]], cls: str, split: str | None, status: str | None) -> dict[str, int]:
+    """Count one image of class ``cls`` into ``counts`` (per class: :data:`COUNT_KEYS`);
+    returns the class's counts."""
+    d = counts.get(cls)
+    if d is None:
+        d = counts[cls] = dict.fromkeys(COUNT_KEYS, 0)
+    d["total"] += 1
+    d[split or "unassigned"] += 1
+    if status == "bad":
+        d["bad"] += 1
+    elif status == "unlabelled":
+        d["unlabelled"] += 1
+    return d
+
+
 def count_entries(entries: dict[str, list]) -> dict[str, dict[str, int]]:
     """Per class: total, per split, bad and unlabelled (pure Python: workers call it too)."""
     out: dict[str, dict[str, int]] = {}
     for cls, split, status, _ in entries.values():
-        d = out.get(cls)
-        if d is None:
-            d = out[cls] = dict.fromkeys(("total", "train", "val", "test", "unassigned", "bad", "unlabelled"), 0)
-        d["total"] += 1
-        d[split or "unassigned"] += 1
-        if status == "bad":
-            d["bad"] += 1
-        elif status == "unlabelled":
-            d["unlabelled"] += 1
+        tally(out, cls, split, status)
     return out
 
 
-def assign_missing_splits(project, val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> int:
-    """Give images without a split one, by the core's seeded stratified split (train/val).
+def read_back(project, root: str) -> tuple[dict[str, list], dict[str, dict[str, int]]]:
+    """Worker: the store's rows as the browser's model keeps them (see :func:`entries_from_rows`)
+    and their per-class counts, built off the GUI thread."""
+    entries = entries_from_rows(snapshot(project, root))
+    return entries, count_entries(entries)
 
-    Images that already have a split keep it, so a user's or an earlier run's choice stays;
-    the core orders each class by a hash of the path, so new images rarely shift old ones.
-    """
-    # Unlabelled images (class "": lying in the project root) get a split once they have a class.
-    rows = [r for r in project.store.images() if r["class"]]
-    if all(r["split"] for r in rows) or project.read_only:
-        return 0
-    from ..core.splits import split_indices  # noqa: PLC0415
 
-    classes = sorted({r["class"] for r in rows})
-    index = {c: i for i, c in enumerate(classes)}
-    train, val = split_indices([str(project.root / r["relpath"]) for r in rows],
-                               [index[r["class"]] for r in rows], project.root, val_fraction, seed)
-    splits: dict[str, str] = {}
-    for name, idx in (("train", train), ("val", val)):
-        for i in idx:
-            if not rows[i]["split"]:
-                splits[rows[i]["relpath"]] = name
-    if splits:
-        project.store.set_splits(splits)
-    return len(splits)
+def import_images(project, cls: str, images) -> tuple:
+    """Worker: images in memory, ``[(QImage, file name), ...]``, into class ``cls`` through
+    the project's journaled import (one undo step; a name taken in the class folder gets a
+    new one, never overwriting). Each is written as PNG to a private temporary folder first,
+    removed afterwards. Returns ``(operation or None when none could be written, [names
+    that could not be written])``."""
+    tmp = tempfile.mkdtemp(prefix="ponyclassifier-import-")
+    try:
+        files, failed = [], []
+        for image, name in images:
+            path = os.path.join(tmp, name)
+            if image.save(path, "PNG"):
+                files.append(path)
+            else:
+                failed.append(name)
+        return (project.import_files(files, cls) if files else None), failed
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def open_project_job(root: str) -> dict:
     """Worker: open (or create) the project store of ``root``, sync it with the folder and
-    record splits for new images. Raises StoreError for a damaged store (left untouched)."""
+    give new images a split (with the share and seed of the last Make Split). Raises
+    StoreError for a damaged store (left untouched)."""
     from ..core.project import Project  # noqa: PLC0415
 
     project = Project(root)
     try:
         if not project.read_only:
             project.sync()
-            assign_missing_splits(project)
-        entries = entries_from_rows(snapshot(project, root))  # built here, not on the GUI thread
-        return {"project": project, "rows": entries, "counts": count_entries(entries),
+            project.make_missing_splits()
+        entries, counts = read_back(project, root)
+        return {"project": project, "rows": entries, "counts": counts,
                 "classes": project.classes()}
     except BaseException:
         project.close()

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import html
 import os
-import re
-import shutil
-import tempfile
 import time
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
@@ -29,7 +26,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -45,10 +41,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.project import ProjectError
-from ..core.project import _check_class_name as check_class_name
+from ..core.project import class_name_problem
 from . import workers
-from .video_source import NO_CAMERA, VIDEO_FILTER, VideoSource, fill_source_combo
+from .projects import import_images
+from .qt_play import plain_text
+from .video_source import (NO_CAMERA, VideoSource, choose_video_file, fill_source_combo,
+                           remember_video_file)
 
 __all__ = ["QtCaptureDialog"]
 
@@ -223,9 +221,7 @@ class QtCaptureDialog(QDialog):
 
     def use_video_file(self, path: str | os.PathLike) -> None:
         """Use a recording instead of a camera (added to the source list and selected)."""
-        path = os.fspath(path)
-        if path not in self._video_files:
-            self._video_files.append(path)
+        path = remember_video_file(self._video_files, path)
         self._fill_sources(select="file:" + path)
         self._start_selected()
 
@@ -304,7 +300,7 @@ class QtCaptureDialog(QDialog):
 
     def _on_source_combo_activated(self, index: int) -> None:
         if self.source_combo.itemData(index) == "choose":
-            path, _ = QFileDialog.getOpenFileName(self, "Video to use as a camera", "", VIDEO_FILTER)
+            path = choose_video_file(self)
             if path:
                 self.use_video_file(path)
             else:
@@ -325,7 +321,7 @@ class QtCaptureDialog(QDialog):
 
     def _on_video_failed(self, message_html: str) -> None:
         self._show_message(message_html)
-        self.capture_failed.emit(re.sub(r"<[^>]+>", "", message_html))
+        self.capture_failed.emit(plain_text(message_html, newline=" "))
 
     # ---------------------------------------------------------------- frames
     def _on_sink_video_frame_changed(self, frame: QVideoFrame) -> None:
@@ -391,10 +387,9 @@ class QtCaptureDialog(QDialog):
         if not name:
             self._error("Pick or type a class name first.")
             return False
-        try:
-            check_class_name(name)  # before any picture is taken, not after a whole burst
-        except ProjectError as e:
-            self._error(str(e))
+        problem = class_name_problem(name)  # before any picture is taken, not after a whole burst
+        if problem is not None:
+            self._error(f"{name!r} is not a usable class name ({problem})")
             return False
         return True
 
@@ -422,21 +417,8 @@ class QtCaptureDialog(QDialog):
         project = self.project
 
         def work(state):
-            # a private folder per save; the names are unique within it, and the import
-            # picks new names for collisions in the class folder (never overwriting)
-            tmp = tempfile.mkdtemp(prefix="ponyclassifier-capture-")
-            try:
-                files, failed = [], []
-                for img, name in shots:
-                    path = os.path.join(tmp, name)
-                    if img.save(path, "PNG"):
-                        files.append(path)
-                    else:
-                        failed.append(name)
-                op = project.import_files(files, cls) if files else None
-                return op, failed
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            # the import picks new names for collisions in the class folder (never overwriting)
+            return import_images(project, cls, shots)
 
         self._save_job = workers.run_job(
             work,

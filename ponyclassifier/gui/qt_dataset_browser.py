@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -91,7 +89,7 @@ from PySide6.QtWidgets import (
 
 from . import workers
 from .banner import Banner
-from .projects import assign_missing_splits, count_entries, entries_from_rows, snapshot, valid_class_name
+from .projects import count_entries, entries_from_rows, import_images, read_back, tally, valid_class_name
 
 THUMB_SIZE = 128
 MIN_IMAGES_WARNING = 10  # fewer images than this in a class earns a warning
@@ -990,7 +988,8 @@ class QtDatasetBrowser(QWidget):
         self.similar = None  # QtSimilarPanel, likewise
         self._augment_config: dict | None = None
         self.capture_dialog = None  # the open QtCaptureDialog
-        self._refresh_pending: list[str] | None = None  # a store re-read asked for while busy
+        # a store re-read asked for while busy: (paths to select, class to show)
+        self._refresh_pending: tuple[list[str], str | None] | None = None
         self._side_widths: dict[int, int] = {}  # side pane width per tab, as the user left it
         self._side_index = 0
 
@@ -1051,7 +1050,6 @@ class QtDatasetBrowser(QWidget):
         # elided in the middle with the full name in the tooltip.
         left.setMinimumWidth(190)
         self.class_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        hdr.setMinimumSectionSize(18)
 
         # centre: title + filter bar, grid, import progress
         self.view = _Grid(self.move_selected_to_number, self._on_grid_drop)
@@ -1373,12 +1371,8 @@ class QtDatasetBrowser(QWidget):
         """List the folder again; with a project, sync the store with files added or removed
         by other tools instead, keeping the view where it is."""
         if self.project is not None and not self.project.read_only:
-            def fn(project, state):
-                project.sync()
-                assign_missing_splits(project)
-                return None, []
-
-            self._run_action(fn, busy="Reloading…", done=lambda op: "Reloaded the project folder.")
+            self._run_op(lambda p: (p.sync(), p.make_missing_splits()), undoable=False, busy="Reloading…",
+                         done=lambda op: "Reloaded the project folder.")
             return
         if self.root:
             keep = self.model.class_filter
@@ -1424,16 +1418,9 @@ class QtDatasetBrowser(QWidget):
         if self.model.file_count() - before == len(value):
             # all new: count just this batch (a full recount per batch adds up on big folders)
             for _, cls in value:
-                d = self.split_counts.get(cls)
-                if d is None:
-                    d = self.split_counts[cls] = dict.fromkeys(("total", *SPLITS, "unassigned", "bad",
-                                                                "unlabelled"), 0)
-                d["total"] += 1
-                d["unassigned"] += 1
+                d = tally(self.split_counts, cls, None, "ok" if cls else "unlabelled")
                 if cls:
                     self.counts[cls] = d["total"]
-                else:
-                    d["unlabelled"] += 1
             self._update_class_counts()
         else:
             self._refresh_counts()
@@ -1492,12 +1479,16 @@ class QtDatasetBrowser(QWidget):
             self.classes = list(classes)
             self._rebuild_class_tree(current)
         if current != self.model.class_filter:
-            it = self.class_item(current)
-            self.class_tree.blockSignals(True)
-            self.class_tree.setCurrentItem(it)
-            self.class_tree.blockSignals(False)
-            self.model.set_class_filter(current)
-            self._after_filter_change()
+            self._show_class_quietly(current, lambda: self.model.set_class_filter(current))
+
+    def _show_class_quietly(self, cls: str | None, set_filter) -> None:
+        """Make ``cls``'s row current without the tree's signals, apply ``set_filter()`` to the
+        model and update what follows a filter change."""
+        self.class_tree.blockSignals(True)
+        self.class_tree.setCurrentItem(self.class_item(cls))
+        self.class_tree.blockSignals(False)
+        set_filter()
+        self._after_filter_change()
 
     def _rebuild_class_tree(self, current: str | None = None) -> None:
         self.class_tree.blockSignals(True)
@@ -1774,6 +1765,25 @@ class QtDatasetBrowser(QWidget):
             return self._refuse(self.project.store.message or "This project is open read-only.")
         return True
 
+    def _end_action(self, project) -> bool:
+        """The running change has ended; True (and ``project`` closed) when the browser was
+        detached from it or shut while it ran, so its result is dropped."""
+        self._action = None
+        if project is not self.project or self._shut:
+            project.close()  # detached while it ran
+            return True
+        return False
+
+    def _run_op(self, call: Callable, *, undoable: bool = True, **kwargs) -> bool:
+        """:meth:`_run_action` for one ``call(project)`` on the worker: with ``undoable`` it
+        returns the Operation (undo step) whose moves the view follows; otherwise its result
+        is not used."""
+        def fn(project, state):
+            op = call(project)
+            return (op, op.moves) if undoable else (None, [])
+
+        return self._run_action(fn, **kwargs)
+
     def _run_action(self, fn, *, busy: str, done: Callable | None = None, select: str | None = "keep",
                     on_progress: Callable[[int, int], None] | None = None) -> bool:
         """Run ``fn(project, state) -> (operation or None, [(source, target), ...])`` on a
@@ -1787,8 +1797,7 @@ class QtDatasetBrowser(QWidget):
 
         def work(state):
             op, moves = fn(project, state)
-            entries = entries_from_rows(snapshot(project, root))
-            return (op, moves, (entries, count_entries(entries)), project.classes(), project.test_folder,
+            return (op, moves, read_back(project, root), project.classes(), project.test_folder,
                     project.split_settings())
 
         self._action = workers.run_job(
@@ -1802,9 +1811,7 @@ class QtDatasetBrowser(QWidget):
         return True
 
     def _on_action_finished(self, project, result, before, done, select) -> None:
-        self._action = None
-        if project is not self.project or self._shut:
-            project.close()  # detached while it ran
+        if self._end_action(project):
             return
         op, moves, rows, classes, test_folder, split_settings = result
         splits_changed = (test_folder, split_settings) != (self.test_folder, self.split_settings)
@@ -1826,9 +1833,7 @@ class QtDatasetBrowser(QWidget):
         self._run_pending_refresh()
 
     def _on_action_failed(self, project, message: str) -> None:
-        self._action = None
-        if project is not self.project or self._shut:
-            project.close()
+        if self._end_action(project):
             return
         self.import_panel.hide()
         self.banner.show_message(f"<b>That did not work:</b> {message}<br>Nothing was changed.", "error")
@@ -1855,13 +1860,8 @@ class QtDatasetBrowser(QWidget):
         if not paths:
             return self._refuse(f"Nothing to move: select images that are not in {cls} yet.")
         n = len(paths)
-
-        def fn(project, state):
-            op = project.move_to_class(paths, cls)
-            return op, op.moves
-
-        return self._run_action(fn, busy=f"Moving {n:,} image{'s' if n != 1 else ''}…",
-                                done=lambda op: f"Moved {n:,} image{'s' if n != 1 else ''} to {cls} — Undo (Ctrl+Z)")
+        return self._run_op(lambda p: p.move_to_class(paths, cls), busy=f"Moving {n:,} image{'s' if n != 1 else ''}…",
+                            done=lambda op: f"Moved {n:,} image{'s' if n != 1 else ''} to {cls} — Undo (Ctrl+Z)")
 
     def move_selected_to_number(self, number: int) -> bool:
         if not 1 <= number <= min(9, len(self.classes)):
@@ -1885,14 +1885,9 @@ class QtDatasetBrowser(QWidget):
         if not paths:
             return self._refuse("Those images are not in the project any more (moved or deleted).")
         n = len(paths)
-
-        def fn(project, state):
-            op = project.delete(paths)
-            return op, op.moves
-
-        return self._run_action(fn, busy="Moving to the trash…",
-                                done=lambda op: f"Moved {n:,} image{'s' if n != 1 else ''} to the trash — "
-                                                "Undo (Ctrl+Z)")
+        return self._run_op(lambda p: p.delete(paths), busy="Moving to the trash…",
+                            done=lambda op: f"Moved {n:,} image{'s' if n != 1 else ''} to the trash — "
+                                            "Undo (Ctrl+Z)")
 
     def undo(self) -> bool:
         if self.project is None or not self.project.undo_stack:
@@ -2012,14 +2007,9 @@ class QtDatasetBrowser(QWidget):
         name = time.strftime("pasted-%Y%m%d-%H%M%S.png")
 
         def fn(project, state):
-            tmp = tempfile.mkdtemp(prefix="ponyclassifier-paste-")
-            try:
-                path = os.path.join(tmp, name)
-                if not image.save(path, "PNG"):
-                    raise OSError("could not write the pasted image to a temporary file")
-                op = project.import_files([path], cls)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            op, failed = import_images(project, cls, [(image, name)])
+            if failed:
+                raise OSError("could not write the pasted image to a temporary file")
             if op.results and op.results[0].error:
                 raise OSError(op.results[0].error)
             return op, op.moves
@@ -2035,21 +2025,15 @@ class QtDatasetBrowser(QWidget):
     # -- splits
     def make_splits(self, val_fraction: float, seed: int = 0) -> bool:
         """(Re)make the seeded, stratified train/validation split (on a worker)."""
-        def fn(project, state):
-            project.make_splits(val_fraction, seed)
-            return None, []
-
-        return self._run_action(fn, busy="Splitting…", done=lambda op: f"Made a new split: {val_fraction:.0%} of "
-                                f"each class for validation, seed {seed}.")
+        return self._run_op(lambda p: p.make_splits(val_fraction, seed), undoable=False, busy="Splitting…",
+                            done=lambda op: f"Made a new split: {val_fraction:.0%} of "
+                                            f"each class for validation, seed {seed}.")
 
     def set_test_folder(self, folder: str | None) -> bool:
         """Choose (or with None, clear) the project's external test folder."""
-        def fn(project, state):
-            project.set_test_folder(folder)
-            return None, []
-
-        return self._run_action(fn, busy="Saving…", done=lambda op: f"External test folder: {folder}" if folder
-                                else "No external test folder.")
+        return self._run_op(lambda p: p.set_test_folder(folder), undoable=False, busy="Saving…",
+                            done=lambda op: f"External test folder: {folder}" if folder
+                            else "No external test folder.")
 
     def open_splits(self) -> "SplitsDialog | None":
         if self.project is None:
@@ -2064,41 +2048,25 @@ class QtDatasetBrowser(QWidget):
 
     # -- classes
     def create_class(self, name: str) -> bool:
-        def fn(project, state):
-            project.create_class(name)
-            return None, []
-
-        return self._run_action(fn, busy="Creating class…", select=name, done=lambda op: f"Created class {name}.")
+        return self._run_op(lambda p: p.create_class(name), undoable=False, busy="Creating class…", select=name,
+                            done=lambda op: f"Created class {name}.")
 
     def rename_class(self, old: str, new: str) -> bool:
-        def fn(project, state):
-            op = project.rename_class(old, new)
-            return op, op.moves
-
         follow = new if self.model.class_filter == old else "keep"
-        return self._run_action(fn, busy="Renaming…", select=follow,
-                                done=lambda op: f"Renamed {old} to {new} — Undo (Ctrl+Z)")
+        return self._run_op(lambda p: p.rename_class(old, new), busy="Renaming…", select=follow,
+                            done=lambda op: f"Renamed {old} to {new} — Undo (Ctrl+Z)")
 
     def merge_classes(self, sources: list[str], into: str) -> bool:
-        def fn(project, state):
-            op = project.merge_classes(sources, into)
-            return op, op.moves
-
         follow = into if self.model.class_filter in sources else "keep"
-        return self._run_action(fn, busy="Merging…", select=follow,
-                                done=lambda op: f"Merged {', '.join(s for s in sources if s != into)} into "
-                                                f"{into} — Undo (Ctrl+Z)")
+        return self._run_op(lambda p: p.merge_classes(sources, into), busy="Merging…", select=follow,
+                            done=lambda op: f"Merged {', '.join(s for s in sources if s != into)} into "
+                                            f"{into} — Undo (Ctrl+Z)")
 
     def delete_class(self, name: str) -> bool:
         n = self.counts.get(name, 0)
-
-        def fn(project, state):
-            op = project.delete_class(name)
-            return op, op.moves
-
         follow = None if self.model.class_filter == name else "keep"
-        return self._run_action(fn, busy="Deleting class…", select=follow,
-                                done=lambda op: f"Moved class {name} ({n:,} images) to the trash — Undo (Ctrl+Z)")
+        return self._run_op(lambda p: p.delete_class(name), busy="Deleting class…", select=follow,
+                            done=lambda op: f"Moved class {name} ({n:,} images) to the trash — Undo (Ctrl+Z)")
 
     def _ask_class_name(self, title: str, label: str, text: str = "") -> str | None:
         while True:
@@ -2187,7 +2155,11 @@ class QtDatasetBrowser(QWidget):
         if status == "ok" and e[2] != "bad":
             return
         self._statuses_pending[path] = (status, reason)
-        if not self._statuses_timer.isActive():
+        self._kick_statuses()
+
+    def _kick_statuses(self) -> None:
+        """Start the timer that writes the gathered statuses, if any wait and it is not running."""
+        if self._statuses_pending and not self._statuses_timer.isActive():
             self._statuses_timer.start()
 
     def _flush_statuses(self) -> None:
@@ -2210,9 +2182,7 @@ class QtDatasetBrowser(QWidget):
         )
 
     def _on_statuses_recorded(self, project, statuses: dict) -> None:
-        self._action = None
-        if project is not self.project or self._shut:
-            project.close()
+        if self._end_action(project):
             return
         self.model.set_statuses(statuses)
         self._after_change()
@@ -2223,9 +2193,7 @@ class QtDatasetBrowser(QWidget):
         self._run_pending_refresh()
 
     def _on_statuses_failed(self, project, message: str) -> None:
-        self._action = None
-        if project is not self.project or self._shut:
-            project.close()
+        if self._end_action(project):
             return
         self.status_message.emit(f"Could not record unreadable files in the project store: {message}", 10000)
         self._run_pending_refresh()
@@ -2358,11 +2326,7 @@ class QtDatasetBrowser(QWidget):
             return self._refuse(f"{os.path.basename(path)} is not in the project any more.")
         if self.model.row_of(path) is None:
             cls = entry[0] if entry[0] in self.classes else None
-            self.model.set_filters(cls, None, None)
-            self.class_tree.blockSignals(True)
-            self.class_tree.setCurrentItem(self.class_item(cls))
-            self.class_tree.blockSignals(False)
-            self._after_filter_change()
+            self._show_class_quietly(cls, lambda: self.model.set_filters(cls, None, None))
         self.select_paths([path])
         row = self.model.row_of(path)
         if row is not None:
@@ -2424,8 +2388,7 @@ class QtDatasetBrowser(QWidget):
             self.capture_dialog = None
         d.deleteLater()
         self._update_actions()
-        if self._statuses_pending and not self._statuses_timer.isActive():
-            self._statuses_timer.start()
+        self._kick_statuses()
 
     def _on_capture_images_captured(self, cls: str, paths: list) -> None:
         self.refresh_from_store(list(paths), cls)
@@ -2437,12 +2400,10 @@ class QtDatasetBrowser(QWidget):
         if self.project is None:
             return False
         if self._action is not None:  # one change at a time: after the running one
-            self._refresh_pending = (self._refresh_pending or []) + list(select or [])
+            paths, last_cls = self._refresh_pending or ([], None)
+            self._refresh_pending = (paths + list(select or []), cls if cls is not None else last_cls)
             return True
         follow = cls if cls is not None and self.model.class_filter not in (None, cls) else "keep"
-
-        def fn(project, state):
-            return None, []
 
         def done(op):
             if select:
@@ -2453,14 +2414,14 @@ class QtDatasetBrowser(QWidget):
             n = len(select or [])
             return f"Added {n:,} picture{'s' if n != 1 else ''} — Undo (Ctrl+Z)" if n else None
 
-        return self._run_action(fn, busy="Updating…", select=follow, done=done)
+        return self._run_op(lambda p: None, undoable=False, busy="Updating…", select=follow, done=done)
 
     def _run_pending_refresh(self) -> None:
         pending, self._refresh_pending = self._refresh_pending, None
         if pending is not None and self.project is not None and not self._shut:
-            self.refresh_from_store(pending)
-        elif self._statuses_pending and not self._statuses_timer.isActive():
-            self._statuses_timer.start()
+            self.refresh_from_store(*pending)
+        else:
+            self._kick_statuses()
 
     # ------------------------------------------------------------------ state
     def save_state(self) -> bytes:

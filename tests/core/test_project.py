@@ -171,3 +171,53 @@ def test_second_window_is_read_only(project):
         assert second.read_only
         with pytest.raises(ProjectError):
             second.move_to_class([project.root / "circle" / "circle_000.png"], "square")
+
+
+def test_new_images_get_splits_with_the_share_and_seed_of_the_last_make_splits(tmp_path):
+    from ponyclassifier.core.splits import split_indices
+
+    root = make_shapes_dataset(tmp_path / "p", per_class=5, classes=("circle", "square"))
+    with Project(root) as p:
+        p.sync()
+        p.make_splits(0.5, 7)
+        old = {r["relpath"]: r["split"] for r in p.store.images()}
+        rng = np.random.default_rng(3)
+        for c in ("circle", "square"):
+            for i in range(20):
+                draw_shape(c, rng, 32).save(root / c / f"new_{i:03d}.png")
+        p.sync()
+        assert p.make_missing_splits() == 40
+        rows = p.store.images()
+        now = {r["relpath"]: r["split"] for r in rows}
+        assert {k: now[k] for k in old} == old  # images that had a split keep it
+        assert p.split_settings() == {"val_fraction": 0.5, "seed": 7}  # remembered, not rewritten
+
+        def oracle(fraction, seed):
+            labels = [0 if r["class"] == "circle" else 1 for r in rows]
+            train, val = split_indices([str(root / r["relpath"]) for r in rows], labels, root, fraction, seed)
+            out = {rows[i]["relpath"]: "train" for i in train} | {rows[i]["relpath"]: "val" for i in val}
+            return {k: v for k, v in out.items() if k not in old}
+
+        new = {k: v for k, v in now.items() if k not in old}
+        assert oracle(0.5, 7) != oracle(0.2, 0)  # the test can tell the settings apart
+        assert new == oracle(0.5, 7)
+        for c in ("circle", "square"):
+            assert sum(1 for k, v in now.items() if k.startswith(c) and v == "val") >= 9  # about half, not 20 %
+        assert p.make_missing_splits() == 0  # nothing left to give
+
+
+def test_missing_splits_default_to_one_fifth_and_seed_zero_before_any_make_splits(project):
+    assert project.split_settings() is None
+    assert project.make_missing_splits() == len(project.store.images())
+    for c, d in project.store.counts().items():
+        assert d["val"] == 1 and d["train"] == 3  # round(4 * 0.2) = 1 per class
+
+
+def test_one_set_of_class_name_rules(project):
+    from ponyclassifier.core.project import class_name_problem
+
+    assert class_name_problem("cat") is None and class_name_problem("big cat") is None
+    for bad in ("", "  ", " cat", ".cat", "_cat", "a/b", "a\\b", "a:b", "..", "a\0b"):
+        assert class_name_problem(bad), bad
+        with pytest.raises(ProjectError, match="is not a usable class name"):
+            project.create_class(bad)

@@ -139,3 +139,21 @@ def test_class_names_stay_readable_when_the_side_pane_is_widened(qtbot, tmp_path
         assert b.class_item(names[0]).toolTip(COL_NAME).startswith(names[0])  # the full name on hover
     finally:
         b.shutdown()
+
+
+def test_a_store_refresh_asked_for_while_busy_still_shows_its_class(qtbot, tmp_path, gui_env):
+    root = make_shapes_dataset(tmp_path / "shapes", per_class=3, classes=("circle", "square"))
+    b = _attached(qtbot, gui_env, root)
+    try:
+        b.select_class("circle")
+        assert b.model.class_filter == "circle"
+        new = root / "square" / "zz_added.png"
+        shutil.copy(root / "square" / "square_000.png", new)
+        with qtbot.waitSignal(b.action_finished, timeout=20000):
+            b.reload()  # syncs the new file in; the refresh below waits for it
+            assert b.busy
+            assert b.refresh_from_store([str(new)], "square")
+        qtbot.waitUntil(lambda: not b.busy and b.model.class_filter == "square", timeout=20000)
+        qtbot.waitUntil(lambda: b.selected_paths() == [str(new)], timeout=20000)
+    finally:
+        b.shutdown()

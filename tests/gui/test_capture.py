@@ -168,6 +168,13 @@ def test_no_camera_says_so(qtbot, project):
     assert d.source_combo.currentData() == "choose"
 
 
+def test_source_errors_are_reported_as_plain_text(qtbot, project):
+    d = _dialog(qtbot, project)
+    with qtbot.waitSignal(d.capture_failed) as blocker:
+        d.video.failed.emit("<b>Can't play this video:</b> &quot;Tom &amp; Jerry&quot;")
+    assert blocker.args[0] == 'Can\'t play this video: "Tom & Jerry"'
+
+
 def test_a_broken_video_is_reported(qtbot, tmp_path, project, media_noise):
     media_noise.append("Could not open media")  # Qt's own warning about the file; we show it too
     bad = tmp_path / "broken.mp4"
