@@ -158,9 +158,15 @@ class Project:
         """Bring the store in line with the folder (files added or removed by other tools).
         Images lying in the project root are recorded as unlabelled (class "")."""
         on_disk: dict[str, str] = {}
+        prefix = os.path.join(os.path.abspath(self.root), "")  # what iter_project_files joins onto
+        cut, posix = len(prefix), os.sep == "/"
         for path, c in iter_project_files(self.root):
-            on_disk[Path(path).relative_to(self.root).as_posix()] = c
-        known = {r["relpath"]: r["class"] for r in self.store.images()}
+            if path.startswith(prefix):  # string slicing: a Path per file is most of a sync's time
+                rel = path[cut:] if posix else path[cut:].replace(os.sep, "/")
+            else:
+                rel = Path(path).relative_to(self.root).as_posix()
+            on_disk[rel] = c
+        known = self.store.image_classes()
         gone = known.keys() - on_disk.keys()
         if gone:
             self.store.remove_images(sorted(gone))
@@ -208,9 +214,9 @@ class Project:
         0.2 and 0 when splits were never made) unless given. Images that already have a
         split keep it; the split orders each class by a hash of the path, so new images
         rarely shift old ones. Returns how many images got a split (0 on a read-only project)."""
-        images = self.store.images()
-        if self.read_only or all(r["split"] for r in images if r["class"] != UNLABELLED):
+        if self.read_only or not self.store.has_labelled_without_split():
             return 0
+        images = self.store.images()
         settings = self.split_settings() or {}
         if val_fraction is None:
             val_fraction = settings.get("val_fraction", 0.2)
@@ -225,15 +231,15 @@ class Project:
 
     def _split(self, images: list, val_fraction: float, seed: int) -> tuple[list, list[int], list[int]]:
         """The labelled rows of ``images`` and the indices of those going to train and val."""
-        from .splits import split_indices  # noqa: PLC0415 (numpy; only when splitting)
+        from .splits import split_indices_by_relpath  # noqa: PLC0415 (numpy; only when splitting)
 
         if not 0 < val_fraction < 1:
             raise ProjectError(f"the validation share must be between 0 and 1, not {val_fraction}")
         rows = [r for r in images if r["class"] != UNLABELLED]
         classes = sorted({r["class"] for r in rows})
         index = {c: i for i, c in enumerate(classes)}
-        train, val = split_indices([str(self.root / r["relpath"]) for r in rows],
-                                   [index[r["class"]] for r in rows], self.root, val_fraction, int(seed))
+        train, val = split_indices_by_relpath([r["relpath"] for r in rows], [index[r["class"]] for r in rows],
+                                              val_fraction, int(seed))
         return rows, train, val
 
     def split_settings(self) -> dict | None:

@@ -244,30 +244,30 @@ class ProjectStore:
     def upsert_images(self, rows: Iterable[dict[str, Any]]) -> int:
         """Insert or update images by relative path (keys: relpath, class, and optionally split,
         status, reason, size, mtime, width, height, sha256). One transaction."""
-        n = 0
         now = time.time()
+        rows = list(rows)
+        for r in rows:
+            status = r.get("status", "ok")
+            if status not in STATUSES:
+                raise StoreError(f"unknown image status {status!r}")
+            split = r.get("split")
+            if split is not None and split not in SPLITS:
+                raise StoreError(f"unknown split {split!r}")
         with self.transaction() as c:
-            for r in rows:
-                status = r.get("status", "ok")
-                if status not in STATUSES:
-                    raise StoreError(f"unknown image status {status!r}")
-                split = r.get("split")
-                if split is not None and split not in SPLITS:
-                    raise StoreError(f"unknown split {split!r}")
-                c.execute(
-                    """INSERT INTO images (relpath, class, split, status, reason, size, mtime, width, height, sha256,
-                                           updated)
-                       VALUES (:relpath, :class, :split, :status, :reason, :size, :mtime, :width, :height, :sha256, :u)
-                       ON CONFLICT(relpath) DO UPDATE SET class=excluded.class,
-                           split=COALESCE(excluded.split, images.split), status=excluded.status,
-                           reason=excluded.reason, size=excluded.size, mtime=excluded.mtime,
-                           width=excluded.width, height=excluded.height,
-                           sha256=COALESCE(excluded.sha256, images.sha256), updated=excluded.updated""",
-                    {"relpath": r["relpath"], "class": r["class"], "split": split, "status": status,
-                     "reason": r.get("reason"), "size": r.get("size"), "mtime": r.get("mtime"),
-                     "width": r.get("width"), "height": r.get("height"), "sha256": r.get("sha256"), "u": now})
-                n += 1
-        return n
+            c.executemany(
+                """INSERT INTO images (relpath, class, split, status, reason, size, mtime, width, height, sha256,
+                                       updated)
+                   VALUES (:relpath, :class, :split, :status, :reason, :size, :mtime, :width, :height, :sha256, :u)
+                   ON CONFLICT(relpath) DO UPDATE SET class=excluded.class,
+                       split=COALESCE(excluded.split, images.split), status=excluded.status,
+                       reason=excluded.reason, size=excluded.size, mtime=excluded.mtime,
+                       width=excluded.width, height=excluded.height,
+                       sha256=COALESCE(excluded.sha256, images.sha256), updated=excluded.updated""",
+                ({"relpath": r["relpath"], "class": r["class"], "split": r.get("split"),
+                  "status": r.get("status", "ok"), "reason": r.get("reason"), "size": r.get("size"),
+                  "mtime": r.get("mtime"), "width": r.get("width"), "height": r.get("height"),
+                  "sha256": r.get("sha256"), "u": now} for r in rows))
+        return len(rows)
 
     def move_images(self, moves: Iterable[tuple[str, str, str]]) -> None:
         """(old relpath, new relpath, new class) for each moved file, all-or-nothing. A file
@@ -289,13 +289,13 @@ class ProjectStore:
         for status, _ in statuses.values():
             if status not in STATUSES:
                 raise StoreError(f"unknown image status {status!r}")
-        n = 0
+        now = time.time()
         with self.transaction() as c:
-            for relpath, (status, reason) in statuses.items():
-                n += c.execute("UPDATE images SET status=?, reason=?, updated=? WHERE relpath=? "
-                               "AND (status IS NOT ? OR reason IS NOT ?)",
-                               (status, reason, time.time(), relpath, status, reason)).rowcount
-        return n
+            cur = c.executemany("UPDATE images SET status=?, reason=?, updated=? WHERE relpath=? "
+                                "AND (status IS NOT ? OR reason IS NOT ?)",
+                                ((status, reason, now, relpath, status, reason)
+                                 for relpath, (status, reason) in statuses.items()))
+            return max(cur.rowcount, 0)  # summed over the rows by sqlite3
 
     def meta(self, key: str) -> str | None:
         r = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -309,17 +309,19 @@ class ProjectStore:
                 c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def remove_images(self, relpaths: Iterable[str]) -> None:
+        keys = [(p,) for p in relpaths]
         with self.transaction() as c:
-            for p in relpaths:
-                c.execute("DELETE FROM images WHERE relpath=?", (p,))
-                c.execute("DELETE FROM thumbnails WHERE relpath=?", (p,))
+            c.executemany("DELETE FROM images WHERE relpath=?", keys)
+            c.executemany("DELETE FROM thumbnails WHERE relpath=?", keys)
 
     def set_splits(self, splits: dict[str, str | None]) -> None:
+        for split in set(splits.values()):
+            if split is not None and split not in SPLITS:
+                raise StoreError(f"unknown split {split!r}")
+        now = time.time()
         with self.transaction() as c:
-            for relpath, split in splits.items():
-                if split is not None and split not in SPLITS:
-                    raise StoreError(f"unknown split {split!r}")
-                c.execute("UPDATE images SET split=?, updated=? WHERE relpath=?", (split, time.time(), relpath))
+            c.executemany("UPDATE images SET split=?, updated=? WHERE relpath=?",
+                          ((split, now, relpath) for relpath, split in splits.items()))
 
     def images(self, *, cls: str | None = None, split: str | None = None, status: str | None = None) -> list[dict]:
         q, args = "SELECT * FROM images WHERE 1=1", []
@@ -328,6 +330,15 @@ class ProjectStore:
                 q += f" AND {col}=?"
                 args.append(val)
         return [dict(r) for r in self.conn.execute(q + " ORDER BY relpath", args)]
+
+    def image_classes(self) -> dict[str, str]:
+        """{relpath: class} of every image: what a sync compares with the folder, without a
+        dict per row."""
+        return dict(self.conn.execute("SELECT relpath, class FROM images").fetchall())
+
+    def has_labelled_without_split(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM images WHERE class != '' AND split IS NULL LIMIT 1").fetchone() \
+            is not None
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{class: {"train": n, "val": n, "test": n, "unassigned": n, "bad": n, "total": n}};

@@ -226,6 +226,7 @@ class ThumbnailModel(QAbstractListModel):
         # path -> [class, split or None, status, reason or None]; the store's view when a
         # project is attached, else what the listing found.
         self._entries: dict[str, list] = {}
+        self._sorted: list[str] | None = None  # sorted(_entries), kept until the paths change
         self._counts: dict[str, dict[str, int]] | None = None  # count_entries(_entries), when known
         self._rows: list[str] = []  # sorted paths that pass the filter
         self._row_of: dict[str, int] = {}
@@ -295,6 +296,7 @@ class ThumbnailModel(QAbstractListModel):
     def clear(self) -> None:
         self.beginResetModel()
         self._entries, self._rows, self._row_of = {}, [], {}
+        self._sorted = None
         self._counts = None
         self._pixmaps.clear()
         self.broken.clear()
@@ -312,6 +314,7 @@ class ThumbnailModel(QAbstractListModel):
                 entries[path] = [cls, None, "ok" if cls else "unlabelled", None]
                 if (flt is None or cls == flt) if plain else self._passes(path):
                     new.append(path)
+        self._sorted = None
         self._insert(new)
 
     def apply_rows(self, rows, renames: dict[str, str] | None = None,
@@ -330,6 +333,8 @@ class ThumbnailModel(QAbstractListModel):
         changed = [p for p, e in entries.items() if old_entries.get(p, e) != e]
         for p in set(self._pixmaps).difference(entries):
             del self._pixmaps[p]
+        if entries.keys() != old_entries.keys():
+            self._sorted = None
         self._entries = entries
         self._counts = counts  # counted from these entries on the worker (None: count when asked)
         self._refilter()
@@ -373,7 +378,7 @@ class ThumbnailModel(QAbstractListModel):
             return
         self.beginResetModel()
         self._filter, self._split, self._status = cls, split, status
-        self._rows = sorted(p for p in self._entries if self._passes(p))
+        self._rows = self._wanted()
         self._row_of = {p: r for r, p in enumerate(self._rows)}
         self.endResetModel()
         # Rows scrolled away are not worth decoding any more; shown rows ask again.
@@ -389,9 +394,33 @@ class ThumbnailModel(QAbstractListModel):
             return status == "bad" or path in self.broken
         return self._status is None or status == self._status
 
+    def _wanted(self) -> list[str]:
+        """The sorted paths that pass the filters. One comprehension per filter over the
+        cached sorted paths: at 20,000 images a filter change costs a few milliseconds of
+        the GUI thread, not a sort and a function call per image."""
+        e = self._entries
+        if self._sorted is None:
+            self._sorted = sorted(e)
+        rows = self._sorted
+        if self._filter is not None:
+            cls = self._filter
+            rows = [p for p in rows if e[p][0] == cls]
+        if self._split is not None:
+            split = self._split
+            rows = [p for p in rows if e[p][1] == split]
+        if self._status == "bad":
+            broken = self.broken
+            rows = [p for p in rows if e[p][2] == "bad" or p in broken]
+        elif self._status is not None:
+            status = self._status
+            rows = [p for p in rows if e[p][2] == status]
+        return rows if rows is not self._sorted else list(rows)
+
     def _refilter(self) -> None:
-        want = {p for p in self._entries if self._passes(p)}
-        have = set(self._rows)
+        wanted = self._wanted()
+        if wanted == self._rows:
+            return
+        want, have = set(wanted), set(self._rows)
         self._remove(have - want)
         self._insert(want - have)
 

@@ -221,3 +221,23 @@ def test_one_set_of_class_name_rules(project):
         assert class_name_problem(bad), bad
         with pytest.raises(ProjectError, match="is not a usable class name"):
             project.create_class(bad)
+
+
+def test_split_by_relpath_is_the_split_by_absolute_path(tmp_path):
+    """The store's relative paths give exactly the split the absolute paths give (projects
+    split before this shortcut keep their splits), nested folders and odd names included."""
+    from ponyclassifier.core.splits import split_indices, split_indices_by_relpath
+
+    rng = np.random.default_rng(0)
+    rels = [f"{c}/{'sub/' if i % 3 == 0 else ''}{name}_{i}.png" for c in ("cat", "dog", "pony")
+            for i, name in enumerate(["a", "ü ber", "x#y", "z"] * 8)]
+    labels = [("cat", "dog", "pony").index(r.split("/")[0]) for r in rels]
+    order = rng.permutation(len(rels))
+    rels, labels = [rels[i] for i in order], [labels[i] for i in order]
+    for fraction, seed in ((0.2, 0), (0.5, 7), (0.34, 123)):
+        a = split_indices([str(tmp_path / r) for r in rels], labels, tmp_path, fraction, seed)
+        b = split_indices_by_relpath(rels, labels, fraction, seed)
+        assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    # and the split itself has not changed with the shortcut (values from the code before it)
+    train, val = split_indices_by_relpath(["c/a.png", "c/b.png", "c/c.png", "c/d.png", "c/e.png"], [0] * 5, 0.4, 0)
+    assert (train.tolist(), val.tolist()) == ([0, 2, 4], [1, 3])

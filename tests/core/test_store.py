@@ -139,3 +139,28 @@ def test_sibling_connection_shares_the_lock_and_sees_commits(tmp_path):
         finally:
             other.close()
         assert s._lock_fd is not None  # closing the sibling kept the owner's lock
+
+
+def test_batched_writes_check_first_count_changes_and_stay_all_or_nothing(tmp_path):
+    with ProjectStore(tmp_path) as s:
+        assert s.upsert_images([{"relpath": f"cat/{i}.png", "class": "cat"} for i in range(5)]) == 5
+        # an invalid row anywhere in a batch writes nothing of it
+        with pytest.raises(StoreError, match="unknown split"):
+            s.upsert_images([{"relpath": "cat/new.png", "class": "cat"}, {"relpath": "x", "class": "cat",
+                                                                          "split": "later"}])
+        with pytest.raises(StoreError, match="unknown split"):
+            s.set_splits({"cat/0.png": "train", "cat/1.png": "nope"})
+        assert s.image_classes() == {f"cat/{i}.png": "cat" for i in range(5)}
+        assert all(r["split"] is None for r in s.images()) and s.has_labelled_without_split()
+        # a re-upsert keeps a split it does not name
+        s.set_splits({f"cat/{i}.png": "train" for i in range(5)})
+        assert not s.has_labelled_without_split()
+        s.upsert_images([{"relpath": "cat/0.png", "class": "cat", "status": "bad", "reason": "r"}])
+        assert s.images()[0]["split"] == "train" and s.images()[0]["status"] == "bad"
+        # set_statuses counts only the rows it changed, and skips unknown paths
+        assert s.set_statuses({"cat/0.png": ("bad", "r"), "cat/1.png": ("bad", "damaged"),
+                               "cat/2.png": ("ok", None), "gone.png": ("bad", "x")}) == 1
+        s.remove_images(["cat/3.png", "cat/4.png", "never.png"])
+        assert sorted(s.image_classes()) == ["cat/0.png", "cat/1.png", "cat/2.png"]
+        s.upsert_images([{"relpath": "root.png", "class": "", "status": "unlabelled"}])
+        assert not s.has_labelled_without_split()  # unlabelled images get no split

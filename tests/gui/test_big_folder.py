@@ -9,8 +9,9 @@ import io
 import os
 import time
 
-import pytest
 from PIL import Image
+from PySide6.QtCore import QEvent
+from PySide6.QtWidgets import QApplication
 
 from ponyclassifier.gui import projects, workers
 from ponyclassifier.gui.qt_dataset_browser import QtDatasetBrowser
@@ -33,15 +34,27 @@ def _make_big_project(root, n=N_FILES, classes=("a", "b", "c", "d")):
 
 def test_20000_files_never_stall_the_event_loop(qtbot, tmp_path, gui_env):
     root = _make_big_project(tmp_path / "big")
+    # The pictures to import later are made now: writing them is the test's work, not the
+    # app's, and must not count as a stall of its event loop.
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    png = (root / "a" / "a_00000.png").read_bytes()
+    for i in range(500):
+        (incoming / f"new_{i:04d}.png").write_bytes(png)
+    # ... and written out now, so the kernel's writing-back of 20,500 fresh files (its own
+    # threads, on the same 2 cores) does not fall into the measured listing.
+    os.sync()
     b = QtDatasetBrowser(cache_dir=gui_env / "thumbs")
     qtbot.addWidget(b)
     b.resize(1200, 800)
     b.show()
     qtbot.waitExposed(b)
 
-    # Garbage left by the hundreds of tests before this one (torch modules, Qt wrappers) would
-    # make a full collection during the fill: that pause is not the browser's. Collect it now
-    # and move it out of the collector's way.
+    # Widgets of earlier tests deleted later would be destroyed by this test's event loop, and
+    # their garbage (torch modules, Qt wrappers) would make a full collection during the fill:
+    # those pauses are not the browser's. Destroy and collect them now, and move what is left
+    # out of the collector's way.
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
     gc.freeze()
     meter = StallMeter()
@@ -82,12 +95,8 @@ def test_20000_files_never_stall_the_event_loop(qtbot, tmp_path, gui_env):
 
     # import 500 more pictures into the 20,000 (the rows go into the grid, sorted, as
     # they would from a drop), scrolling on while they arrive
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
-    png = (root / "a" / "a_00000.png").read_bytes()
-    for i in range(500):
-        (incoming / f"new_{i:04d}.png").write_bytes(png)
     b.select_class("a")
+    qtbot.wait(50)  # a user's click and a drop are two turns of the event loop, not one
     t_import = time.perf_counter()
     with qtbot.waitSignal(b.import_finished, timeout=120000) as sig:
         assert b.import_files(sorted(str(p) for p in incoming.iterdir()), "a")
@@ -113,10 +122,6 @@ def test_20000_files_never_stall_the_event_loop(qtbot, tmp_path, gui_env):
     pct = {p: ms[min(len(ms) - 1, int(p / 100 * len(ms)))] for p in (95, 99)}
     print(f"event-loop gaps: max {ms[-1]:.0f} ms, p99 {pct[99]:.0f} ms, p95 {pct[95]:.0f} ms over {len(ms)} ticks; "
           f"load average {os.getloadavg()[0]:.2f}")
-    if meter.max_gap * 1000 >= MAX_STALL_MS:
-        # What is left is not the browser's own work (a grid cell is one Python call, the
-        # listing is string-only): on this shared 2-core machine the GUI thread can be
-        # descheduled, or wait for the interpreter lock held by a decoding worker. The
-        # figures are printed above; everything else in this test must still pass.
-        pytest.xfail(f"event-loop stall {meter.max_gap * 1000:.0f} ms >= {MAX_STALL_MS} ms "
-                     f"(p99 {pct[99]:.0f} ms, load {os.getloadavg()[0]:.2f})")
+    assert first_thumb[0] - t0 < 1.0, "the first thumbnails took more than a second"
+    assert meter.max_gap * 1000 < MAX_STALL_MS, (f"event loop stalled {meter.max_gap * 1000:.0f} ms "
+                                                 f"(p99 {pct[99]:.0f} ms, load {os.getloadavg()[0]:.2f})")
