@@ -124,13 +124,10 @@ class Job(QRunnable):
         return self.state.cancelled
 
     def run(self) -> None:  # worker thread
-        lower_thread_priority()
         try:
             self._run()
         except RuntimeError:  # the app quit while this ran: its signals are gone, nobody listens
             pass
-        finally:
-            end_short_gil_switch(self)  # begun by run_job
 
     def _run(self) -> None:
         try:
@@ -149,62 +146,27 @@ class Job(QRunnable):
         _live_jobs.discard(self)
 
 
-WORKER_NICENESS = 10  # how much lower than the GUI thread pool workers run (Linux nice steps)
-_lowered = threading.local()
-
-
-def lower_thread_priority() -> None:
-    """Run the calling worker thread below the GUI thread, once per thread.
-
-    On a 2-core machine a folder listing, a store sync and two thumbnail decoders are four
-    runnable threads: with equal shares the GUI thread got half a core, and its 20 ms of
-    work in a frame took 80-130 ms of wall time. Background work still uses every idle
-    cycle; it only gives way when the GUI thread wants to run. On Linux this is the
-    thread's nice value (per thread there); elsewhere Qt's thread priority."""
-    if getattr(_lowered, "done", False):
-        return
-    _lowered.done = True
-    if sys.platform.startswith("linux"):
-        try:
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS))
-        except OSError:
-            pass  # not allowed here (a sandbox): run at the normal priority
-        return
-    from PySide6.QtCore import QThread  # noqa: PLC0415
-
-    thread = QThread.currentThread()
-    if thread is not None:
-        thread.setPriority(QThread.Priority.LowPriority)
-
-
 GIL_SWITCH_INTERVAL = 0.0005  # seconds: the interpreter-lock hand-over while a stream of work runs
 _gil_users: set = set()
-_gil_lock = threading.Lock()
 _saved_switch_interval: float | None = None
 
 
 def begin_short_gil_switch(owner) -> None:
-    """While a worker streams Python-heavy work (a training run, live frames, a folder
-    listing, thumbnail decodes), the GUI thread, which re-takes the interpreter lock on
-    every Qt call it makes while painting, should wait at most :data:`GIL_SWITCH_INTERVAL`
-    each time, not CPython's 5 ms. Put back by :func:`end_short_gil_switch` once the last
-    ``owner`` ends; both may be called from any thread."""
+    """While a worker streams Python-heavy work (a training run, live frames), the GUI
+    thread, which re-takes the interpreter lock on every Qt call it makes while painting,
+    should wait at most :data:`GIL_SWITCH_INTERVAL` each time, not CPython's 5 ms. Put
+    back by :func:`end_short_gil_switch` once the last ``owner`` ends."""
     global _saved_switch_interval
-    with _gil_lock:
-        if not _gil_users:
-            _saved_switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(GIL_SWITCH_INTERVAL, _saved_switch_interval))
-        _gil_users.add(owner)
+    if not _gil_users:
+        _saved_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(GIL_SWITCH_INTERVAL, _saved_switch_interval))
+    _gil_users.add(owner)
 
 
 def end_short_gil_switch(owner) -> None:
-    with _gil_lock:
-        if owner not in _gil_users:
-            return
-        _gil_users.discard(owner)
-        if not _gil_users and _saved_switch_interval is not None:
-            sys.setswitchinterval(_saved_switch_interval)
+    _gil_users.discard(owner)
+    if not _gil_users and _saved_switch_interval is not None:
+        sys.setswitchinterval(_saved_switch_interval)
 
 
 def run_job(
@@ -216,13 +178,8 @@ def run_job(
     on_partial: Callable[[Any], None] | None = None,
     on_cancelled: Callable[[], None] | None = None,
 ) -> Job:
-    """Run ``fn(state)`` on the global thread pool; callbacks run on the GUI thread.
-
-    While it runs the interpreter lock changes hands every :data:`GIL_SWITCH_INTERVAL`:
-    these jobs are Python-heavy (listing 20,000 files, syncing a store), and with CPython's
-    5 ms the GUI thread queued behind them for tens of milliseconds at a time."""
+    """Run ``fn(state)`` on the global thread pool; callbacks run on the GUI thread."""
     job = Job(fn)
-    begin_short_gil_switch(job)
     for signal, slot in ((job.signals.finished, on_finished), (job.signals.failed, on_failed),
                          (job.signals.progressed, on_progress), (job.signals.partial_ready, on_partial),
                          (job.signals.cancelled, on_cancelled)):
@@ -328,17 +285,8 @@ class _DecodeJob(QRunnable):
     def __init__(self, signals: _DecodeSignals, kind: str, path: str, size: int, cache_dir: str | None):
         super().__init__()
         self._signals, self._kind, self._path, self._size, self._cache = signals, kind, path, size, cache_dir
-        # decodes stream in while the user scrolls: short lock hand-overs while any is queued or runs
-        begin_short_gil_switch(self)
 
     def run(self) -> None:  # worker thread
-        try:
-            self._run()
-        finally:
-            end_short_gil_switch(self)
-
-    def _run(self) -> None:
-        lower_thread_priority()
         try:
             if self._kind == "thumb":
                 img, info = _decode_thumbnail(self._path, self._size, self._cache), {}
@@ -413,7 +361,6 @@ class ThumbnailLoader(QObject):
             path, _ = self._pending.popitem(last=True)
             self._in_flight.add(("thumb", path))
             pool.start(_DecodeJob(self._signals, "thumb", path, self.size, self.cache_dir))
-
 
     def _thumb_jobs(self) -> int:
         return sum(1 for kind, _ in self._in_flight if kind == "thumb")
