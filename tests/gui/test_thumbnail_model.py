@@ -50,4 +50,12 @@ def test_model_filters_match_a_reference_filter(qtbot):
     model.apply_rows(rows)
     assert model.paths() == reference("cat", None, None)
     assert moved not in model.paths() and "/p/cat/zzz_new.png" in model.paths()
+    # rows a listing adds go through the same filters (new files have no split and are "ok")
+    model.set_filters("cat", None, "ok")
+    model.add_files([("/p/cat/aaa_listed.png", "cat"), ("/p/dog/aaa_listed.png", "dog"), ("/p/root.png", "")])
+    rows += [("/p/cat/aaa_listed.png", "cat", None, "ok", None), ("/p/dog/aaa_listed.png", "dog", None, "ok", None),
+             ("/p/root.png", "", None, "unlabelled", None)]
+    assert model.paths() == reference("cat", None, "ok") and "/p/cat/aaa_listed.png" in model.paths()
+    model.set_filters(None, None, "unlabelled")
+    assert model.paths() == reference(None, None, "unlabelled") and "/p/root.png" in model.paths()
     loader.close()
