@@ -34,6 +34,17 @@ Datasets:
     grayscale): non-overlapping 32x32 crops on a grid, training crops from the left 60% of
     each photo and test crops from the right 40%, so no test pixel was ever seen in
     training; 100 train and 50 test crops per class, chosen at random among the grid cells.
+``photos``
+    Colour: ten real colour photos shipped by scikit-image (astronaut, chelsea the cat,
+    coffee, rocket, Hubble deep field, retina, immunohistochemistry, motorcycle) and
+    scikit-learn (``load_sample_images``: china, flower), one class each, each scaled so
+    its shorter side is 448 px, and cut into a grid of 32x32 crops. Groups of 2x2 crops
+    alternate like a checkerboard between training (80 per class, chosen at random) and
+    test (40 per class), so no crop overlaps another and no test pixel was ever seen in
+    training. Nearly flat crops (pixel
+    standard deviation under 4 of 255: black sky, white background) carry no class and
+    are left out. Which photo does this patch come from: colour, texture and parts of
+    objects, at a small size.
 ``animals100``
     ``animals`` with only the first 100 training images of each class (1,000 in all) and the
     same full test set: about 100 images per class, where pretrained features should beat
@@ -59,13 +70,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DATASETS = ("digits", "animals", "faces", "textures", "animals100")
+DATASETS = ("digits", "animals", "faces", "textures", "photos", "animals100")
 SEED = 0
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ANIMAL_CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
 # Quick mode: at most this many train / test images per class.
 QUICK_PER_CLASS = {"digits": (12, 4), "animals": (12, 4), "faces": (10, 5), "textures": (10, 5),
-                   "animals100": (10, 5)}
+                   "photos": (10, 5), "animals100": (10, 5)}
 
 
 class DatasetUnavailable(Exception):
@@ -210,6 +221,41 @@ def _textures(crop: int = 32, train_per_class: int = 100, test_per_class: int = 
             "scikit-image brick/grass/gravel photos, 32x32 crops (train: left 60%, test: right 40%)")
 
 
+def _photos(crop: int = 32, side: int = 448, train_per_class: int = 80, test_per_class: int = 40):
+    import skimage.data as skd
+    from sklearn.datasets import load_sample_images
+
+    photos = {"astronaut": skd.astronaut(), "cat": skd.chelsea(), "coffee": skd.coffee(), "rocket": skd.rocket(),
+              "hubble": skd.hubble_deep_field(), "retina": skd.retina(), "ihc": skd.immunohistochemistry(),
+              "motorcycle": skd.stereo_motorcycle()[0]}
+    sample = load_sample_images()
+    for fname, img in zip(sample.filenames, sample.images):
+        photos[Path(fname).stem] = img  # china, flower
+    rng = np.random.default_rng(SEED)
+    names = sorted(photos)
+    imgs, labels, is_test = [], [], []
+    for c, name in enumerate(names):
+        im = Image.fromarray(np.asarray(photos[name], dtype=np.uint8)[..., :3], "RGB")
+        scale = side / min(im.size)
+        photo = np.asarray(im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS))
+        h, w = photo.shape[:2]
+        cells = [(y, x) for y in range(0, h - crop + 1, crop) for x in range(0, w - crop + 1, crop)
+                 if photo[y:y + crop, x:x + crop].std() >= 4]
+        for part, n in ((0, train_per_class), (1, test_per_class)):
+            # 2x2 groups of cells alternate like a checkerboard between training and test
+            mine = [(y, x) for y, x in cells if ((y // (2 * crop)) + (x // (2 * crop))) % 2 == part]
+            if n > len(mine):
+                raise ValueError(f"{name}: only {len(mine)} textured {crop}px crops, {n} asked for")
+            for j in np.sort(rng.choice(len(mine), n, replace=False)):
+                y, x = mine[j]
+                imgs.append(photo[y:y + crop, x:x + crop])
+                labels.append(c)
+                is_test.append(part == 1)
+    images, labels, is_test = np.stack(imgs), np.array(labels, dtype=np.int64), np.array(is_test)
+    return (images, labels, names, np.flatnonzero(~is_test), np.flatnonzero(is_test),
+            "scikit-image and scikit-learn colour photos, 32x32 crops (train and test from alternate 64x64 blocks)")
+
+
 def _animals100():
     """``animals`` with only the first 100 training images of each class (1,000), and the
     same full test set (2,429): the small-data regime where pretrained features should win."""
@@ -218,7 +264,7 @@ def _animals100():
 
 
 _LOADERS = {"digits": _digits, "animals": _animals, "faces": _faces, "textures": _textures,
-            "animals100": _animals100}
+            "photos": _photos, "animals100": _animals100}
 
 
 def available(name: str) -> bool:
@@ -264,11 +310,11 @@ def write_dataset(name: str, root: str | Path, *, quick: bool = False, force: bo
             (base / part / c).mkdir(parents=True, exist_ok=True)
         for i in idx:
             c = classes[labels[i]]
-            Image.fromarray(images[i], "L").save(base / part / c / f"{name}_{i:05d}.png", optimize=False)
+            Image.fromarray(images[i], "L" if images.ndim == 3 else "RGB").save(base / part / c / f"{name}_{i:05d}.png", optimize=False)
             c_counts[c] += 1
         counts[part] = c_counts
     info = {"params": params, "classes": classes, "train_counts": counts["train"], "test_counts": counts["test"],
-            "image_size": int(images.shape[1]), "grayscale": True, "source": source}
+            "image_size": int(images.shape[1]), "grayscale": images.ndim == 3, "source": source}
     marker.write_text(json.dumps(info, indent=1))
     return _from_info(base, info)
 

@@ -11,9 +11,11 @@ external test accuracy, and the seconds spent in each stage of ``Trainer.fit``:
 - ``epochs``: all epochs, each with its validation;
 - ``evaluate``: the final validation and external test evaluation.
 
-The configuration is the CLI's (``TrainConfig`` defaults, augmentation on unless
-``--no-augment``), so the numbers are those of ``ponyclassifier train`` with the same
-flags; the CLI itself does not say how long the feature caching took.
+The configuration is the CLI's (``TrainConfig`` defaults: every setting on auto, as the
+policy chooses; augmentation off with ``--no-augment``), so the numbers are those of
+``ponyclassifier train`` with the same flags; the CLI itself does not say how long the
+feature caching took. ``features`` includes choosing the transfer head by
+cross-validation; ``evaluate`` includes the refit on all images.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import json
 import sys
 import time
 
-from ponyclassifier.core.augment import AugmentConfig
 from ponyclassifier.core.callbacks import Callback
 from ponyclassifier.core.engine import TrainConfig, Trainer
 
@@ -65,7 +66,7 @@ class StageTimer(Callback):
 def run(train_dir, test_dir, *, recipe: str, epochs: int | None, augment: bool, seed: int, device: str,
         image_size: int | None = None) -> dict:
     cfg = TrainConfig(recipe=recipe, epochs=epochs, seed=seed, device=device, image_size=image_size,
-                      augment=AugmentConfig() if augment else None)
+                      augment="auto" if augment else None)
     timer = StageTimer()
     t0 = time.perf_counter()
     timer.t0 = t0
@@ -85,7 +86,9 @@ def run(train_dir, test_dir, *, recipe: str, epochs: int | None, augment: bool, 
             "train_images": result.model.training.get("train_images"),
             "val_images": result.model.training.get("val_images"),
             "test": {"accuracy": t.accuracy, "macro_f1": t.macro_f1, "count": t.count} if t else None,
-            "best_val_accuracy": max((e.get("val_accuracy") or 0 for e in timer.epochs), default=None)}
+            "best_val_accuracy": max((e.get("val_accuracy") or 0 for e in timer.epochs), default=None),
+            "plan": result.plan.lines() if result.plan else [], "refit_epochs": result.refit_epochs,
+            "head": (result.model.training.get("head_choice") or {}).get("name")}
 
 
 def main(argv=None) -> int:

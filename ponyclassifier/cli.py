@@ -74,16 +74,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data_dir", metavar="DATA_DIR")
     t.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.pony)")
     t.add_argument("--recipe", choices=["scratch", "transfer", "finetune"], default="scratch")
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int, help="default: 64 for images up to 64 px, else 32")
-    t.add_argument("--image-size", type=_positive_int, metavar="PX")
-    t.add_argument("--lr", type=_positive_float)
-    t.add_argument("--val-split", type=_fraction, default=0.2, metavar="F")
+    auto = " (default: auto, chosen from the data; the choice and the reason are printed)"
+    t.add_argument("--epochs", type=_positive_int, help="passes over the training images" + auto)
+    t.add_argument("--batch-size", type=_positive_int, help="images per step" + auto)
+    t.add_argument("--image-size", type=_positive_int, metavar="PX",
+                   help="default: the images' typical size up to 150 px (scratch), 224 px (pretrained)")
+    t.add_argument("--lr", type=_positive_float, help="peak learning rate of the one-cycle schedule" + auto)
+    t.add_argument("--val-split", type=_fraction, default=None, metavar="F",
+                   help="share of each class set aside for validation" + auto)
+    t.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
+                   help="after the validation images chose the epochs, train the final model again on every "
+                        "image" + auto)
     t.add_argument("--test-dir", metavar="DIR", help="an external test set, same class folders")
-    t.add_argument("--no-augment", action="store_true", help="turn data augmentation off")
+    t.add_argument("--augment", choices=["auto", "off", "mild", "strong"], default="auto",
+                   help="data augmentation: auto (chosen from image size, epochs and recipe), off, mild, or strong "
+                        "(the Keras ImageDataGenerator strengths below); the strength options override it")
+    t.add_argument("--no-augment", action="store_true", help="turn data augmentation off (--augment off)")
+    t.add_argument("--head", choices=["auto", "linear", "linear-smooth", "mlp-smooth"], default="auto",
+                   help="transfer recipe's classifier head (default: auto, chosen by cross-validation on the "
+                        "cached features)")
     g = t.add_argument_group("augmentation strengths (Keras ImageDataGenerator meanings; 0 turns one off)")
     g.add_argument("--no-flip", action="store_true",
-                   help="no left-right flips (for digits, letters and anything whose mirror image is another thing)")
+                   help="never flip left-right (for digits, letters and anything whose mirror image is another "
+                        "thing); auto flips colour photos only")
     g.add_argument("--rotation", type=_degrees, metavar="DEG", help="random rotation up to +/-DEG (default 20)")
     g.add_argument("--shift", type=_fraction, metavar="F",
                    help="random width and height shift up to F of the size (default 0.1)")
@@ -91,8 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--zoom", type=_fraction, metavar="F", help="random zoom in/out by up to F (default 0.15)")
     g.add_argument("--brightness", type=_fraction, metavar="F", help="random brightness change up to F (default 0.15)")
     g.add_argument("--contrast", type=_fraction, metavar="F", help="random contrast change up to F (default 0.15)")
-    t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision on a CUDA GPU (bfloat16 where supported, else float16 with loss scaling; "
+                        "default: on for CUDA, float32 elsewhere)")
+    t.add_argument("--seed", type=int, default=0, help="same seed, same split and same start (default 0)")
+    t.add_argument("--deterministic", action="store_true",
+                   help="with --seed: the same model bit for bit on the same machine (slower on a GPU)")
     t.add_argument("--optimizer", choices=["adamw", "adam", "rmsprop", "sgd"], default="adamw")
     t.add_argument("--dropout", type=_fraction)
     t.add_argument("--weight-decay", type=float, default=1e-4)
@@ -243,25 +261,47 @@ def _json_num(v: Any) -> Any:
 
 
 def _augment_config(a: argparse.Namespace):
-    """The augmentation the train options ask for: None with --no-augment (or all strengths 0)."""
+    """The augmentation the train options ask for: "auto" (the policy's), None (off) or the
+    strengths (--augment mild/strong as the base, single strengths on top)."""
     from .core.augment import AugmentConfig
+    from .core.policy import MILD, STRONG
 
     strengths = {"rotation": a.rotation, "width_shift": a.shift, "height_shift": a.shift, "shear": a.shear,
                  "zoom": a.zoom, "brightness": a.brightness, "contrast": a.contrast}
-    if a.no_augment:
-        given = [k for k, v in (("--no-flip", a.no_flip or None), ("--rotation", a.rotation), ("--shift", a.shift),
+    given = {k: v for k, v in strengths.items() if v is not None}
+    mode = "off" if a.no_augment else a.augment
+    if a.no_augment and a.augment not in ("auto", "off"):
+        raise UsageError(f"--no-augment cannot be combined with --augment {a.augment}")
+    if mode == "off":
+        flags = [k for k, v in (("--no-flip", a.no_flip or None), ("--rotation", a.rotation), ("--shift", a.shift),
                                 ("--shear", a.shear), ("--zoom", a.zoom), ("--brightness", a.brightness),
                                 ("--contrast", a.contrast)) if v is not None]
-        if given:
-            raise UsageError(f"--no-augment turns augmentation off; it cannot be combined with {', '.join(given)}")
+        if flags:
+            off = "--no-augment" if a.no_augment else "--augment off"
+            raise UsageError(f"{off} turns augmentation off; it cannot be combined with {', '.join(flags)}")
         return None
-    cfg = AugmentConfig(**{k: v for k, v in strengths.items() if v is not None})
+    if mode == "auto" and not given:
+        return "auto"  # --no-flip alone: the policy's choice, never flipped (TrainConfig.allow_flip)
+    base = {"auto": AugmentConfig(), "mild": MILD, "strong": STRONG}[mode].to_dict()
+    if mode != "auto":
+        base["horizontal_flip"] = True
+    cfg = AugmentConfig(**(base | given))
     if a.no_flip:
         cfg.horizontal_flip = False
     return None if cfg.is_identity else cfg
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from .core import distributed
+
+    world = distributed.init_from_env(a.device)
+    try:
+        return _train(a, world)
+    finally:
+        distributed.shutdown()
+
+
+def _train(a: argparse.Namespace, world) -> int:
     from .core.callbacks import EarlyStopping, ModelCheckpoint
     from .core.engine import TrainConfig, Trainer
     from .core.modelfile import cleanup_stale_temp_files
@@ -273,15 +313,19 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise UsageError(f"{a.data_dir}: not a folder")
     if a.test_dir and not Path(a.test_dir).is_dir():
         raise UsageError(f"{a.test_dir}: test folder not found")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cleanup_stale_temp_files(out.parent)
+    main = world.is_main  # under torchrun, one process writes the model and prints
+    if main:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cleanup_stale_temp_files(out.parent)
     cfg = TrainConfig(recipe=a.recipe, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
                       image_size=a.image_size, val_split=a.val_split, seed=a.seed,
-                      augment=_augment_config(a), dropout=a.dropout,
+                      augment=_augment_config(a), allow_flip=not a.no_flip, dropout=a.dropout,
                       weight_decay=a.weight_decay, early_stopping=a.early_stopping, device=a.device,
-                      unsure_threshold=a.unsure_threshold)
-    trainer = Trainer(cfg)
-    callbacks = [_make_progress_callback(sys.stderr, a.json), ModelCheckpoint(out, monitor="val_accuracy")]
+                      unsure_threshold=a.unsure_threshold, refit=a.refit, head=a.head, mixed_precision=a.amp,
+                      deterministic=a.deterministic)
+    trainer = Trainer(cfg, world)
+    callbacks = [_make_progress_callback(sys.stderr, a.json), ModelCheckpoint(out, monitor="val_accuracy")] \
+        if main else []
     if a.early_stopping:
         callbacks.append(EarlyStopping("val_loss", patience=a.early_stopping))
 
@@ -298,7 +342,13 @@ def cmd_train(a: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, old)
     if result.epochs_run == 0:
         raise RuntimeError("stopped before the first epoch finished; no model was written")
+    if not main:
+        return EXIT_OK
     result.model.save(out)
+    if trainer.diverged:
+        # the best model from before the divergence is kept, but the run did not do what was asked
+        raise RuntimeError(f"{result.stop_reason} The best model before that (epoch {result.best_epoch}) "
+                           f"was written to {out}.")
     best_val = max(result.history.get("val_accuracy", [float("nan")]), default=float("nan"))
     summary: dict[str, Any] = {
         "model": str(out), "recipe": a.recipe, "classes": result.model.classes,
@@ -306,6 +356,11 @@ def cmd_train(a: argparse.Namespace) -> int:
         "val_macro_f1": result.val_report.macro_f1 if result.val_report else None,
         "stopped": result.stopped, "stop_reason": result.stop_reason, "seconds": round(result.seconds, 2),
         "device": result.device, "image_size": result.model.image_size, "channels": result.model.channels,
+        "refit_epochs": result.refit_epochs, "processes": world.size,
+        "train_images": result.model.training.get("train_images"),
+        "val_images": result.model.training.get("val_images"),
+        "plan": result.plan.to_dict() if result.plan else None,
+        "head": (result.model.training.get("head_choice") or {}).get("choice"),
         "skipped_files": [s.to_dict() for s in result.skipped],
     }
     if result.test_report is not None:
@@ -315,7 +370,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps({"summary": summary}), flush=True)
     else:
-        print(f"\nBest validation accuracy {best_val:.3f} at epoch {result.best_epoch}; "
+        refit = (f", then refitted on all images for {result.refit_epochs} epochs" if result.refit_epochs else "")
+        print(f"\nBest validation accuracy {best_val:.3f} at epoch {result.best_epoch}{refit}; "
               f"model written to {out}  ({result.seconds:.1f} s on {result.device})")
         if result.test_report is not None:
             print(f"External test set: accuracy {result.test_report.accuracy:.3f}, macro F1 "
@@ -434,6 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(a, "debug", False):
             raise
         msg = " ".join(str(e).split()) or type(e).__name__
-        sys.stderr.write(f"ponyclassifier {a.command}: error: {msg}\n")
+        rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+        who = f" (process {rank})" if rank != "0" else ""
+        sys.stderr.write(f"ponyclassifier {a.command}{who}: error: {msg}\n")
         return EXIT_FAIL
     return EXIT_OK

@@ -231,8 +231,14 @@ class BatchSource:
 
     def __init__(self, report: ScanReport, indices: np.ndarray, batch_size: int, *, image_size: int,
                  channels: int, device: torch.device, shuffle: bool, seed: int = 0,
-                 max_bad_fraction: float = 0.1, workers: int | None = None):
-        self.report, self.indices = report, np.asarray(indices, dtype=np.int64)
+                 max_bad_fraction: float = 0.1, workers: int | None = None,
+                 shard: tuple[int, int] | None = None):
+        self.report = report
+        # every image of this source; ``indices`` is this process's share of them (all of them
+        # in one process): see ``shard``
+        self.report_indices = np.asarray(indices, dtype=np.int64)
+        self.shard = shard if shard is not None and shard[1] > 1 else None
+        self.indices = self.report_indices[shard[0]::shard[1]] if self.shard else self.report_indices
         self.batch_size, self.image_size, self.channels = batch_size, image_size, channels
         self.device, self.shuffle, self.seed = device, shuffle, seed
         self.max_bad = max(1, int(max_bad_fraction * len(self.indices)))
@@ -249,26 +255,45 @@ class BatchSource:
         if not self.shuffle:
             return self.indices
         rng = np.random.default_rng([self.seed, epoch])
-        return self.indices[rng.permutation(len(self.indices))]
+        return self.report_indices[rng.permutation(len(self.report_indices))]
 
-    def batches(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
-        order = self.order(epoch)
-        chunks = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+    def _chunks(self, epoch: int, in_order: bool = False) -> list[tuple[np.ndarray, int]]:
+        """(this process's images, size of the whole batch) per batch. Shuffled sources are
+        dealt from global batches, the same on every process (image i of a batch to process
+        i mod N), so N processes take the steps one process would; a last batch with fewer
+        images than processes is left out (every process must take every step)."""
+        order = self.indices if in_order else self.order(epoch)
+        b = self.batch_size
+        chunks = [order[i:i + b] for i in range(0, len(order), b)]
+        if self.shard is None or not self.shuffle or in_order:
+            return [(c, len(c)) for c in chunks]
+        rank, size = self.shard
+        return [(c[rank::size], len(c)) for c in chunks if len(c) >= size]
+
+    def batches(self, epoch: int = 0, in_order: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
+        """``in_order``: this process's share in sample order, whatever ``shuffle`` says."""
+        for x, y, idx, _ in self.batches_with_size(epoch, in_order):
+            yield x, y, idx
+
+    def batches_with_size(self, epoch: int = 0, in_order: bool = False
+                          ) -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray, int]]:
+        """(images, labels, sample indices, images in the whole batch over all processes)."""
+        chunks = self._chunks(epoch, in_order)
         non_blocking = self.device.type == "cuda"
         if self.images is not None:
-            for idx in chunks:
+            for idx, n in chunks:
                 t = torch.from_numpy(idx)
                 yield (self.images[t].to(self.device, non_blocking=non_blocking),
-                       self.labels[t].to(self.device, non_blocking=non_blocking), idx)
+                       self.labels[t].to(self.device, non_blocking=non_blocking), idx, n)
             return
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pony-load") as pool:
-            pending = pool.submit(self._load, chunks[0]) if chunks else None
+            pending = pool.submit(self._load, chunks[0][0]) if chunks else None
             for k in range(len(chunks)):
                 x, idx = pending.result()
-                pending = pool.submit(self._load, chunks[k + 1]) if k + 1 < len(chunks) else None
+                pending = pool.submit(self._load, chunks[k + 1][0]) if k + 1 < len(chunks) else None
                 if len(idx):
                     t = torch.from_numpy(idx)
-                    yield x.to(self.device), self.labels[t].to(self.device), idx
+                    yield x.to(self.device), self.labels[t].to(self.device), idx, chunks[k][1]
 
     def _load(self, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         from .preprocess import load_input

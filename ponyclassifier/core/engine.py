@@ -1,13 +1,28 @@
-"""Training and evaluation: ``Trainer.fit(data_dir, callbacks=[...])`` and ``evaluate_model``.
+"""Training: ``Trainer.fit(data_dir, callbacks=[...])``.
 
 The loop is small and flat (as torchvision's reference ``train_one_epoch``/``evaluate``).
 Metrics leave the device once per step. Callbacks are the only observers; the only way in
 is ``trainer.should_stop``, checked before every batch.
 
+Settings left on "auto" are chosen from the data by :mod:`.policy` after the scan, and
+each choice is said in a message ("auto: ... (why)") and kept in the model file.
+
 For frozen pretrained bases (``transfer``, ``finetune``) the frozen prefix of the network
 runs once over the data and its outputs are cached on the device, so an epoch costs only
 the trainable part. With augmentation on, the prefix runs once per augmented copy (``K``
-passes, said in a message), and epoch ``e`` trains on copy ``e % K``.
+passes, said in a message), and epoch ``e`` trains on copy ``e % K``. The transfer head is
+chosen by cross-validation on those cached features (:mod:`.headselect`).
+
+After the epochs, a run may be *refitted* (the policy says when): the validation images
+chose the number of epochs, and the final model trains again on every image for that many.
+The validation report is always the one of the model trained without the validation images.
+
+Training fails loudly: a loss or weight that is no longer finite stops the run with the
+epoch and the likely cause; a model with non-finite weights is never returned or written.
+Out of GPU memory, the batch is halved and the learning-rate schedule rebuilt for it
+(training, feature caching and validation alike).
+
+Under ``torchrun`` (:mod:`.distributed`) each process trains on its share of every batch.
 """
 
 from __future__ import annotations
@@ -25,22 +40,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import headselect
 from . import models as M
 from .augment import AugmentConfig, build_augmenter
 from .callbacks import Callback, CallbackList, History
 from .dataset import (DEFAULT_CACHE_BUDGET, BatchSource, DatasetError, ScanReport, SkippedFile, TooManyBadFiles,
                       scan_dataset, stratified_split)
+from .devices import (DeviceError, Precision, device_description, seed_everything, select_device as _select_device,
+                      set_deterministic)
+from .distributed import SINGLE, World
+from .evaluate import evaluate_model, evaluate_source, evaluate_split, per_image, predict_source, report_from
 from .folders import class_files, list_class_folders
 from .images import ImageError, decode_image
-from .metrics import Report, classification_report
+from .metrics import Report
+from .optim import OPTIMIZERS, make_optimizer, one_cycle, pct_start
+from .policy import AUTO, DataFacts, TrainingPlan, plan_training
 from .preprocess import to_float
 from .trained import TrainedModel, default_unsure_threshold
 
+__all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingError", "TrainingDiverged", "select_device",
+           "device_description", "evaluate_model", "evaluate_split", "evaluate_source", "stratified_split",
+           "median_image_side", "glance_dataset", "default_batch_size", "RECIPE_DEFAULTS", "MAX_SCRATCH_SIZE"]
+
+# What each recipe trains at, and the fine-tune phase's rate; epochs, learning rate, batch
+# size, augmentation, validation share and refitting are the policy's (core/policy.py).
 RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "scratch": {"epochs": 15, "lr": 1e-3, "image_size": None},
-    # a head on cached features: epochs cost milliseconds, so more of them and a higher rate
-    "transfer": {"epochs": 20, "lr": 3e-3, "image_size": 224},
-    "finetune": {"epochs": 12, "lr": 3e-3, "image_size": 224, "finetune_lr_factor": 0.1},
+    "scratch": {"image_size": None},
+    "transfer": {"image_size": 224},
+    "finetune": {"image_size": 224, "finetune_lr_factor": 0.1},
 }
 MAX_SCRATCH_SIZE = 150
 MIN_BATCH_SIZE = 2
@@ -50,77 +77,79 @@ class TrainingError(Exception):
     """Training could not run; the message says why and what to do."""
 
 
+class TrainingDiverged(TrainingError):
+    """The loss or the weights stopped being finite numbers."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    try:
+        return _select_device(name)
+    except DeviceError as e:
+        raise TrainingError(str(e)) from None
+
+
 @dataclass
 class TrainConfig:
+    """What a run is asked to do. ``None`` (``augment``: "auto") leaves a setting to the
+    policy, which picks it from the data (:func:`ponyclassifier.core.policy.plan_training`)."""
+
     recipe: str = "scratch"
     epochs: int | None = None
-    batch_size: int | None = None  # None: 64 for images up to 64 px, else 32
+    batch_size: int | None = None
     lr: float | None = None
     optimizer: str = "adamw"  # adamw | adam | rmsprop | sgd
     image_size: int | None = None  # None: per recipe (scratch adapts to the images, up to 150)
-    val_split: float = 0.2
+    val_split: float | None = None
     seed: int = 0
-    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    augment: AugmentConfig | None | str = AUTO  # "auto", None (off) or the strengths
+    allow_flip: bool = True  # False: auto augmentation never flips (digits, letters)
     dropout: float | None = None
     weight_decay: float = 1e-4
     early_stopping: int | None = None  # patience in epochs on val_loss
     device: str = "auto"
-    mixed_precision: bool = True  # CUDA only
+    mixed_precision: bool | None = None  # None: on for CUDA (bfloat16 where supported)
+    deterministic: bool = False
     unsure_threshold: float | None = None
     finetune_from: int | None = None
     aug_copies: int | None = None  # transfer/finetune with augmentation: cached augmented copies
+    head: str = AUTO  # transfer head: auto (cross-validated) or one of headselect.HEAD_KEYS
+    refit: bool | None = None
     cache_budget: int = DEFAULT_CACHE_BUDGET
     max_bad_fraction: float = 0.1
-    label_smoothing: float = 0.0
+    label_smoothing: float | None = None  # None: the head's (transfer) or 0
     weights_path: str | None = None
     workers: int | None = None
 
     def resolved(self) -> "TrainConfig":
+        """A checked copy (the auto settings stay auto until the data is known)."""
         if self.recipe not in RECIPE_DEFAULTS:
             raise TrainingError(f"unknown recipe {self.recipe!r}; choose scratch, transfer or finetune")
-        d = RECIPE_DEFAULTS[self.recipe]
         c = copy.deepcopy(self)
-        c.epochs = d["epochs"] if c.epochs is None else c.epochs
-        c.lr = d["lr"] if c.lr is None else c.lr
-        c.image_size = d["image_size"] if c.image_size is None else c.image_size
-        if c.epochs < 1:
+        if c.image_size is None:
+            c.image_size = RECIPE_DEFAULTS[c.recipe]["image_size"]
+        if c.epochs is not None and c.epochs < 1:
             raise TrainingError("epochs must be at least 1")
         if c.batch_size is not None and c.batch_size < 1:
             raise TrainingError("batch size must be at least 1")
+        if c.lr is not None and not (c.lr > 0 and math.isfinite(c.lr)):
+            raise TrainingError("the learning rate must be a positive number")
         if c.image_size is not None and not 16 <= c.image_size <= 1024:
             raise TrainingError("image size must be between 16 and 1024 pixels")
-        if c.optimizer not in ("adamw", "adam", "rmsprop", "sgd"):
+        if c.optimizer not in OPTIMIZERS:
             raise TrainingError(f"unknown optimizer {c.optimizer!r}")
+        if c.val_split is not None and not 0 <= c.val_split < 1:
+            raise TrainingError("the validation share must be at least 0 and below 1")
+        if isinstance(c.augment, str) and c.augment != AUTO:
+            raise TrainingError(f"augmentation must be 'auto', off or a set of strengths, not {c.augment!r}")
+        if c.head not in headselect.HEAD_KEYS:
+            raise TrainingError(f"unknown head {c.head!r}; choose {', '.join(headselect.HEAD_KEYS)}")
         return c
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["augment"] = self.augment.to_dict() if self.augment else None
+        d["augment"] = self.augment.to_dict() if isinstance(self.augment, AugmentConfig) else self.augment
         d.pop("weights_path", None)
         return d
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """auto: CUDA, then Apple MPS, then CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda was asked for, but no CUDA GPU is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TrainingError("--device mps was asked for, but Apple MPS is not available")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise TrainingError(f"unknown device {name!r}")
-    return torch.device(name)
-
-
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
 
 
 @dataclass
@@ -137,38 +166,77 @@ class TrainResult:
     seconds: float
     device: str
     scan: ScanReport
+    plan: TrainingPlan | None = None
+    # the validation images' predictions by the model trained without them
+    val_predictions: list[dict[str, Any]] = field(default_factory=list)
+    refit_epochs: int = 0
+
+
+def _sample(root: str | os.PathLike, limit: int) -> tuple[dict[str, int], list[int], list[bool]]:
+    """Files per class, and the smaller side and grayness of a spread-out sample of them."""
+    counts, files = {}, []
+    for name in list_class_folders(root):
+        found = class_files(Path(root) / name)
+        counts[name] = len(found)
+        files += found
+    sides, gray = [], []
+    if files:
+        step = max(1, len(files) // limit)
+        for p in files[::step][:limit]:
+            try:
+                d = decode_image(p)
+            except ImageError:
+                continue
+            sides.append(min(d.original_size))
+            gray.append(d.grayscale)
+    return counts, sides, gray
 
 
 def median_image_side(root: str | os.PathLike, limit: int = 48) -> int:
     """The typical smaller side of the images (decoding a spread-out sample)."""
-    files = []
-    for name in list_class_folders(root):
-        files += class_files(Path(root) / name)
-    if not files:
-        return MAX_SCRATCH_SIZE
-    step = max(1, len(files) // limit)
-    sides = []
-    for p in files[::step][:limit]:
-        try:
-            sides.append(min(decode_image(p).original_size))
-        except ImageError:
-            pass
+    _, sides, _ = _sample(root, limit)
     return int(np.median(sides)) if sides else MAX_SCRATCH_SIZE
 
 
-class _Amp:
-    def __init__(self, device: torch.device, enabled: bool):
-        self.enabled = enabled and device.type == "cuda"
-        self.device = device
-        self.scaler = torch.amp.GradScaler("cuda") if self.enabled else None
+def glance_dataset(root: str | os.PathLike, recipe: str, image_size: int | None = None,
+                   limit: int = 48) -> DataFacts:
+    """What the policy needs, from the folder listing and a decoded sample (no full scan):
+    the Train panel shows the auto settings before training from this. Training itself
+    decides from the full scan, which also drops unreadable files."""
+    counts, sides, gray = _sample(root, limit)
+    side = int(np.median(sides)) if sides else MAX_SCRATCH_SIZE
+    size = image_size or RECIPE_DEFAULTS.get(recipe, {}).get("image_size") or max(16, min(MAX_SCRATCH_SIZE, side))
+    return DataFacts(images=sum(counts.values()), classes=len(counts),
+                     min_per_class=min(counts.values()) if counts else 0, image_size=size, source_side=side,
+                     channels=1 if gray and all(gray) else 3)
 
-    def autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.enabled)
+
+def default_batch_size(image_size: int) -> int:
+    """The batch size of a large dataset (the policy uses smaller ones for small sets)."""
+    return 64 if image_size <= 64 else 32
+
+
+class _Diverged(Exception):
+    def __init__(self, what: str, epoch: int, batch: int | None):
+        super().__init__(what)
+        self.what, self.epoch, self.batch = what, epoch, batch
+
+
+class _Progress(Callback):
+    """Turns a refit's batch ends into progress of one stage (the plots show the main run only)."""
+
+    def __init__(self, outer: Callback, stage: str, total: int):
+        self.outer, self.stage, self.total, self.done = outer, stage, total, 0
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        self.done += int(logs.get("size", 0))
+        self.outer.on_prepare_progress(self.stage, min(self.done, self.total), self.total)
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig | None = None):
+    def __init__(self, config: TrainConfig | None = None, world: World = SINGLE):
         self.config = (config or TrainConfig()).resolved()
+        self.world = world
         self.should_stop = False
         self.stop_reason: str | None = None
         self._state: dict[str, Any] = {}
@@ -187,34 +255,43 @@ class Trainer:
                                      "val_accuracy": (logs or {}).get("val_accuracy")},
                             history=copy.deepcopy(s["history"].history))
 
+    def _stopping(self, device: torch.device) -> bool:
+        """``should_stop``, agreed by every process (one stops, all stop at the same batch)."""
+        if self.world.distributed:
+            self.should_stop = self.world.any(self.should_stop, device)
+        return self.should_stop
+
     # ------------------------------------------------------------------------ fit
     def fit(self, data: str | os.PathLike | ScanReport, callbacks: Sequence[Callback] = (),
             test_dir: str | os.PathLike | None = None, *,
             initial_model: TrainedModel | dict[str, torch.Tensor] | str | os.PathLike | None = None,
             initial_epoch: int = 0) -> TrainResult:
-        """Train ``config.epochs`` epochs in all (Keras' ``fit(epochs, initial_epoch)``).
+        """Train the planned epochs in all (Keras' ``fit(epochs, initial_epoch)``).
 
         Resume a stopped run with ``initial_model`` (its saved model, a path to one or a
         state dict) and ``initial_epoch`` (the epochs it completed): training runs epochs
-        ``initial_epoch + 1`` to ``config.epochs``, numbered so, from those weights; the
+        ``initial_epoch + 1`` to the planned number, numbered so, from those weights; the
         learning-rate schedule (and the fine-tune recipe's phase) continues where it was.
         The optimizer's running averages are not in a model file, so they start afresh.
         """
         cfg = self.config
-        if not 0 <= initial_epoch < cfg.epochs:
-            raise TrainingError(f"cannot start at epoch {initial_epoch + 1}: the run has {cfg.epochs} epochs "
-                                "(all done already?)")
+        world = self.world
         if isinstance(initial_model, (str, os.PathLike)):
             initial_model = TrainedModel.load(initial_model)
         t_start = time.perf_counter()
         self.should_stop, self.stop_reason = False, None
+        self._diverged_flag = False
         self._val_cache = None  # (suffix, (features, labels, indices)) of the frozen prefix, for the final report
         history = History()
         cb = CallbackList([history, *callbacks], self)
-        torch.manual_seed(cfg.seed)
+        set_deterministic(cfg.deterministic)
+        seed_everything(cfg.seed)
         # Tiny gradients turn into denormal floats that make CPU kernels 3-4x slower.
         torch.set_flush_denormal(True)
-        device = select_device(cfg.device)
+        device = self._device()
+        precision = Precision(device, cfg.mixed_precision)
+        if precision.asked_but_unavailable:
+            self._message(cb, f"Mixed precision is for CUDA GPUs; on {device.type} this run uses float32.")
 
         start_size = initial_model.image_size if isinstance(initial_model, TrainedModel) else None
         if isinstance(data, ScanReport):
@@ -228,7 +305,18 @@ class Trainer:
         report.check_trainable()
         channels = report.channels
         classes = report.classes
-        train_idx, val_idx = stratified_split(report, cfg.val_split, cfg.seed)
+        counts = np.bincount(report.labels, minlength=len(classes)) if len(report.samples) else np.zeros(1, int)
+        facts = DataFacts(images=len(report.samples), classes=len(classes), min_per_class=int(counts.min()),
+                          image_size=size, source_side=int(report.median_side or size), channels=channels)
+        plan = plan_training(cfg, facts)
+        self.plan = plan
+        for line in plan.lines():
+            self._message(cb, line)
+        epochs_total = int(plan.epochs.value)
+        if not 0 <= initial_epoch < epochs_total:
+            raise TrainingError(f"cannot start at epoch {initial_epoch + 1}: the run has {epochs_total} epochs "
+                                "(all done already?)")
+        train_idx, val_idx = stratified_split(report, plan.val_split.value, cfg.seed)
         test_report_scan = None
         if test_dir is not None:
             test_report_scan = scan_dataset(test_dir, classes=classes, image_size=size, channels=channels,
@@ -238,75 +326,103 @@ class Trainer:
                 raise DatasetError(f"{test_dir}: the test folder has no usable images of the classes "
                                    f"{', '.join(classes[:5])}{'...' if len(classes) > 5 else ''}")
 
-        arch = M.arch_config(cfg.recipe, len(classes), size, channels, cfg.dropout, cfg.finetune_from)
+        head_spec = None
+        if cfg.recipe == "transfer" and cfg.head != AUTO:
+            head_spec = headselect.spec_for(cfg.head)
+        elif cfg.recipe == "transfer" and initial_model is not None:
+            head_spec = _resumed_head(initial_model)
+        if isinstance(initial_model, TrainedModel):
+            arch = dict(initial_model.architecture)
+        else:
+            arch = M.arch_config(cfg.recipe, len(classes), size, channels, cfg.dropout, cfg.finetune_from,
+                                 **self._head_arch(head_spec))
         net = M.build_model(arch)
         if initial_model is not None:
             _load_initial_weights(net, initial_model, classes, channels)
         elif cfg.recipe in ("transfer", "finetune"):
             M.load_pretrained_base(net, cfg.weights_path)
+        if world.distributed and device.type == "cuda":
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         # channels_last: 1.7x faster convolutions on CPU (oneDNN) and with tensor cores.
         mf = torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
         net.to(device, memory_format=mf)
         self._memory_format = mf
+        batch_size = int(plan.batch_size.value)
         training = cfg.to_dict() | {"image_size": size, "device": device_description(device),
                                     "train_images": int(len(train_idx)), "val_images": int(len(val_idx)),
-                                    "dataset": str(report.root)}
+                                    "dataset": str(report.root), "plan": plan.to_dict(),
+                                    "precision": precision.describe(), "processes": world.size}
         self._state = {"net": net, "classes": classes, "arch": arch, "image_size": size, "channels": channels,
                        "threshold": cfg.unsure_threshold or default_unsure_threshold(len(classes)),
-                       "training": training, "history": history}
+                       "training": training, "history": history, "head": head_spec,
+                       "resumed": initial_model is not None}
+        if head_spec is not None:
+            training["head_choice"] = {"choice": head_spec.key, "name": head_spec.name, "cross_validation": {},
+                                       "folds": 0}
 
-        total_epochs = cfg.epochs
+        lr = float(plan.lr.value)
         if cfg.recipe == "finetune":
-            head_epochs = max(1, cfg.epochs // 2)
-            phases = [("head", head_epochs, None, cfg.lr),
-                      ("finetune", cfg.epochs - head_epochs, M.split_point(arch, "finetune"),
-                       cfg.lr * RECIPE_DEFAULTS["finetune"]["finetune_lr_factor"])]
+            head_epochs = max(1, epochs_total // 2)
+            phases = [("head", head_epochs, None, lr),
+                      ("finetune", epochs_total - head_epochs, M.split_point(arch, "finetune"),
+                       lr * RECIPE_DEFAULTS["finetune"]["finetune_lr_factor"])]
         else:
-            phases = [("head" if cfg.recipe == "transfer" else "train", cfg.epochs, None, cfg.lr)]
+            phases = [("head" if cfg.recipe == "transfer" else "train", epochs_total, None, lr)]
 
-        # small images: bigger batches keep the CPU busy instead of the Python loop
-        batch_size = cfg.batch_size or default_batch_size(size)
-
-        def source(idx, shuffle):
-            return BatchSource(report, idx, batch_size, image_size=size, channels=channels, device=device,
-                               shuffle=shuffle, seed=cfg.seed, max_bad_fraction=cfg.max_bad_fraction,
-                               workers=cfg.workers)
-
-        train_src, val_src = source(train_idx, True), source(val_idx, False)
-        amp = _Amp(device, cfg.mixed_precision)
+        train_src = self._source(report, train_idx, batch_size, size, channels, device, shuffle=True)
+        val_src = self._source(report, val_idx, batch_size, size, channels, device, shuffle=False)
         best = {"score": None, "state": None, "epoch": None}
         epoch = initial_epoch  # the last epoch completed, numbered over the whole (resumed) run
-        cb.on_train_begin({"epochs": total_epochs, "initial_epoch": initial_epoch, "train_images": len(train_idx),
-                           "val_images": len(val_idx), "device": device_description(device), "recipe": cfg.recipe})
+        cb.on_train_begin({"epochs": epochs_total, "initial_epoch": initial_epoch, "train_images": len(train_idx),
+                           "val_images": len(val_idx), "device": device_description(device), "recipe": cfg.recipe,
+                           "batch_size": batch_size, "refit": bool(plan.refit.value)})
         phase_start = 0
-        for phase, n_epochs, point, lr in phases:
+        self._phase_feats: dict[str, Any] = {}
+        for phase, n_epochs, point, phase_lr in phases:
             skip = min(n_epochs, max(0, initial_epoch - phase_start))  # this phase's epochs done before
             phase_start += n_epochs
             if n_epochs - skip <= 0 or self.should_stop:
                 continue
-            done, batch_size = self._run_phase(phase, n_epochs, point, lr, net, train_src, val_src, device, amp,
-                                               cb, best, epoch, batch_size, skip)
+            done, batch_size = self._run_phase(phase, n_epochs, point, phase_lr, net, train_src, val_src, device,
+                                               precision, cb, best, epoch, batch_size, skip)
             epoch += done
         epochs_run = epoch - initial_epoch
         if epochs_run == 0 and self.stop_reason and not self.stop_reason.startswith("early"):
-            raise TrainingError(self.stop_reason)
+            raise (TrainingDiverged if self._diverged else TrainingError)(self.stop_reason)
         if best["state"] is not None:
             net.load_state_dict(best["state"])
         net.eval()
 
-        skipped = list(report.skipped) + [SkippedFile(p, r) for p, r in
-                                           {**train_src.failures, **val_src.failures}.items()]
-        val_report = None
+        failures = lambda: {**train_src.failures, **val_src.failures}  # noqa: E731
+        val_report, val_predictions = None, []
         if len(val_idx):
-            cached = self._val_cache
-            val_report = (self._evaluate_cached(cached[0], cached[1], val_src, classes, amp) if cached is not None
-                          else self._evaluate_source(net, val_src, classes, device, amp))
+            p, y, idx = self._oom_retry("the validation report", cb, device, [val_src],
+                                        lambda: self._val_predictions(net, val_src, precision))
+            val_report = report_from(p, y, idx, report)
+            val_predictions = per_image(p, y, idx, report)
+
+        refit_epochs = 0
+        plan_refit = bool(plan.refit.value) and best["epoch"] is not None and not self.should_stop
+        if plan_refit:
+            refit_epochs = self._refit(net, phases, best, initial_epoch, report, train_idx, val_idx, size, channels,
+                                       device, precision, cb, batch_size)
         test_report = None
         if test_report_scan is not None and not (self.should_stop and best["state"] is None and epochs_run == 0):
-            test_src = BatchSource(test_report_scan, np.arange(len(test_report_scan.samples)), batch_size,
-                                   image_size=size, channels=channels, device=device, shuffle=False)
-            test_report = self._evaluate_source(net, test_src, classes, device, amp)
-            skipped += list(test_report_scan.skipped) + [SkippedFile(p, r) for p, r in test_src.failures.items()]
+            test_src = self._source(test_report_scan, np.arange(len(test_report_scan.samples)), batch_size, size,
+                                    channels, device, shuffle=False)
+            p, y, idx = self._oom_retry("the test report", cb, device, [test_src],
+                                        lambda: self._val_predictions(net, test_src, precision))
+            test_report = report_from(p, y, idx, test_report_scan)
+            test_failures = test_src.failures
+        else:
+            test_failures = {}
+        skipped = list(report.skipped) + [SkippedFile(q, r) for q, r in failures().items()]
+        if test_report_scan is not None:
+            skipped += list(test_report_scan.skipped) + [SkippedFile(q, r) for q, r in test_failures.items()]
+        try:
+            self._check_finite(net, epoch, None)
+        except _Diverged as d:  # never hand out (or let anyone save) a model that is not numbers
+            raise TrainingDiverged(self._diverged_message(d, lr, precision)) from None
 
         seconds = time.perf_counter() - t_start
         metrics: dict[str, Any] = {"best_epoch": best["epoch"], "epochs_run": epochs_run,
@@ -317,60 +433,176 @@ class Trainer:
             metrics["validation"] = _compact(val_report)
         if test_report:
             metrics["test"] = _compact(test_report)
-        self._state["training"]["batch_size_used"] = batch_size
-        model = TrainedModel(network=net, classes=classes, recipe=cfg.recipe, architecture=arch, image_size=size,
-                             channels=channels, unsure_threshold=self._state["threshold"], training=training,
-                             metrics=metrics, history=copy.deepcopy(history.history))
-        cb.on_train_end({"epochs_run": epochs_run, "best_epoch": best["epoch"], "seconds": seconds})
+        training["batch_size_used"] = batch_size
+        training["refit"] = {"epochs": refit_epochs, "images": int(len(train_idx) + len(val_idx))} if refit_epochs \
+            else None
+        model = TrainedModel(network=_unwrap(net), classes=classes, recipe=cfg.recipe, architecture=self._state["arch"],
+                             image_size=size, channels=channels, unsure_threshold=self._state["threshold"],
+                             training=training, metrics=metrics, history=copy.deepcopy(history.history))
+        cb.on_train_end({"epochs_run": epochs_run, "best_epoch": best["epoch"], "seconds": seconds,
+                         "refit_epochs": refit_epochs})
         return TrainResult(model, history.history, val_report, test_report, skipped, best["epoch"], epochs_run,
-                           self.should_stop, self.stop_reason, seconds, device_description(device), report)
+                           self.should_stop, self.stop_reason, seconds, device_description(device), report, plan,
+                           val_predictions, refit_epochs)
+
+    # ------------------------------------------------------------------ pieces
+    def _device(self) -> torch.device:
+        cfg, world = self.config, self.world
+        if world.distributed and cfg.device in ("auto", "cuda") and torch.cuda.is_available():
+            return torch.device("cuda", world.local_rank)
+        if world.distributed and cfg.device == "auto":
+            return torch.device("cpu")
+        return select_device(cfg.device)
+
+    def _source(self, report, idx, batch_size, size, channels, device, *, shuffle) -> BatchSource:
+        cfg = self.config
+        return BatchSource(report, idx, batch_size, image_size=size, channels=channels, device=device,
+                           shuffle=shuffle, seed=cfg.seed, max_bad_fraction=cfg.max_bad_fraction, workers=cfg.workers,
+                           shard=(self.world.rank, self.world.size) if self.world.distributed else None)
+
+    def _head_arch(self, spec: headselect.HeadSpec | None) -> dict[str, Any]:
+        if spec is None or not spec.hidden:
+            return {}
+        return {"head_hidden": spec.hidden, "head_dropout": spec.dropout if spec.dropout is not None else 0.5}
+
+    @property
+    def diverged(self) -> bool:
+        """The last fit stopped because the loss or the weights stopped being finite."""
+        return getattr(self, "_diverged_flag", False)
+
+    _diverged = diverged
+
+    def _head_lr(self, phase: str, lr: float) -> float:
+        """The transfer head's rate: the recipe's, scaled as its head needs."""
+        spec = self._state.get("head")
+        if phase == "head" and self.config.recipe == "transfer" and spec is not None:
+            return lr * spec.lr_scale
+        return lr
+
+    def _label_smoothing(self) -> float:
+        if self.config.label_smoothing is not None:
+            return float(self.config.label_smoothing)
+        spec = self._state.get("head")
+        return spec.label_smoothing if spec is not None and self.config.recipe == "transfer" else 0.0
+
+    def _val_predictions(self, net, src, precision):
+        """Probabilities, labels and sample indices of ``src``: from the cached prefix
+        outputs when the prefix stayed frozen to the end, else through the whole network."""
+        cached = self._val_cache
+        if cached is not None and src is cached[2]:
+            suffix, (table, labels, idx) = cached[0], cached[1]
+            suffix.eval()
+            probs = []
+            with torch.no_grad():
+                for i in range(0, len(labels), 256):
+                    with precision.autocast():
+                        probs.append(suffix(table[i:i + 256]).float().softmax(1))
+            p = torch.cat(probs) if probs else torch.zeros((0, len(src.report.classes)), device=table.device)
+            return p.cpu().numpy(), labels.cpu().numpy(), idx
+        return predict_source(net, src, precision, world=self.world)
+
+    def _oom_retry(self, what: str, cb: Callback, device: torch.device, sources: list[BatchSource],
+                   run: Callable[[], Any]) -> Any:
+        """``run()``, halving the sources' batch size after each out-of-memory error."""
+        while True:
+            try:
+                return run()
+            except torch.OutOfMemoryError:
+                pass
+            # outside the except block, so the failed attempt's tensors are freed first
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            size = sources[0].batch_size
+            if self.world.distributed or size // 2 < MIN_BATCH_SIZE:
+                raise TrainingError(f"out of GPU memory while computing {what}, even with batches of {size}; "
+                                    "try a smaller image size or --device cpu")
+            for s in sources:
+                s.batch_size = size // 2
+            self._message(cb, f"Out of GPU memory while computing {what}: batch size halved to {size // 2}; "
+                              "starting that again.")
+
+    def _check_finite(self, net: nn.Module, epoch: int, batch: int | None) -> None:
+        for name, t in net.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise _Diverged(f"the weights ({name}) are no longer finite numbers", epoch, batch)
+
+    def _diverged_message(self, d: _Diverged, lr: float, precision: Precision) -> str:
+        where = f"epoch {d.epoch}" + (f", batch {d.batch + 1}" if d.batch is not None else "")
+        hint = (f"The learning rate ({lr:g}) is probably too high: try {lr / 10:g}, or leave it on auto"
+                + ("; or turn mixed precision off (--no-amp)" if precision.scaler is not None else "") + ".")
+        return f"Training diverged in {where}: {d.what}. {hint}"
 
     # ---------------------------------------------------------------------- phase
-    def _run_phase(self, phase, n_epochs, point, lr, net, train_src, val_src, device, amp, cb, best,
-                   epoch0, batch_size, skip=0):
-        """Epochs ``skip + 1`` to ``n_epochs`` of a phase; ``epoch0``: epochs before them in the run."""
+    def _run_phase(self, phase, n_epochs, point, lr, net, train_src, val_src, device, precision, cb, best,
+                   epoch0, batch_size, skip=0, *, select_best=True, features=None, limit=None):
+        """Epochs ``skip + 1`` to ``n_epochs`` of a phase; ``epoch0``: epochs before them in the run.
+        ``features``: (train copies, val features) of a frozen prefix to reuse (a refit);
+        ``limit``: stop after this many epochs, on the schedule of ``n_epochs`` (a refit)."""
         cfg = self.config
         prefix, suffix, trainable = M.set_trainable(net, point)
-        params = [p for m in trainable for p in m.parameters()]
         frozen_prefix = not isinstance(prefix, nn.Identity)
         if not frozen_prefix:
             self._val_cache = None  # a phase that trains the whole network makes old features stale
-        augmenter = build_augmenter(cfg.augment, seed=cfg.seed + epoch0, device=device)
+        aug_cfg = self.plan.augment.value
+        augmenter = build_augmenter(aug_cfg, seed=cfg.seed + epoch0, device=device)
 
         train_feats = val_feats = None
-        if frozen_prefix:
+        if frozen_prefix and features is not None:
+            train_feats, val_feats = features
+        elif frozen_prefix:
             copies = 1
             if augmenter is not None:
                 copies = cfg.aug_copies or min(n_epochs, 3)
                 self._message(cb, f"Augmentation with a frozen base: computing base features for {copies} "
-                                  f"augmented copies of {len(train_src.indices)} images ({copies} passes through "
+                                  f"augmented copies of {len(train_src.report_indices)} images ({copies} passes through "
                                   "the base instead of one per epoch).")
-            train_feats = [self._prefix_outputs(prefix, train_src, augmenter if augmenter else None, device, amp, cb,
-                                                f"features (copy {k + 1}/{copies})" if copies > 1 else "features")[:2]
-                           for k in range(copies)]
-            if len(val_src.indices):
-                *val_feats, val_idx = self._prefix_outputs(prefix, val_src, None, device, amp, cb,
-                                                           "features (validation)")
-                val_feats = tuple(val_feats)
-                if not self.should_stop and len(val_idx) == len(val_src.indices):
+            train_feats = []
+            for k in range(copies):
+                stage = f"features (copy {k + 1}/{copies})" if copies > 1 else "features"
+                train_feats.append(self._oom_retry("the base's features", cb, device, [train_src, val_src],
+                                                   lambda: self._prefix_outputs(prefix, train_src, augmenter, device,
+                                                                                precision, cb, stage))[:2])
+            if len(val_src.report_indices):
+                *vf, val_idx = self._oom_retry("the base's features", cb, device, [train_src, val_src],
+                                               lambda: self._prefix_outputs(prefix, val_src, None, device, precision,
+                                                                            cb, "features (validation)"))
+                val_feats = tuple(vf)
+                if not self.should_stop and len(val_idx) == len(val_src.report_indices):
                     # The prefix stays frozen from here to the end of training (in both fine-tune
                     # phases), so these features also serve the final evaluation.
-                    self._val_cache = (suffix, (*val_feats, val_idx))
+                    self._val_cache = (suffix, (*val_feats, val_idx), val_src)
             if self.should_stop:
                 return 0, batch_size
+            self._phase_feats[phase] = (train_feats, val_feats)
+            if phase == "head" and cfg.recipe == "transfer" and self._state["head"] is None:
+                self._choose_head(net, train_feats[0], lr, batch_size, cb)
+                prefix, suffix, trainable = M.set_trainable(net, point)
+                if self._val_cache is not None:
+                    self._val_cache = (suffix, *self._val_cache[1:])
+        lr = self._head_lr(phase, lr)
+        params = [p for m in trainable for p in m.parameters()]
+        model = suffix if frozen_prefix else net
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
 
-        steps_per_epoch = max(1, math.ceil(len(train_src.indices) / batch_size))
-        opt = _optimizer(cfg.optimizer, params, lr, cfg.weight_decay)
-        sched = _one_cycle(opt, lr, n_epochs * steps_per_epoch + 1, 0.15 if n_epochs > 2 else 0.3,
-                           skip * steps_per_epoch)
+            model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                        find_unused_parameters=False)
+
+        n_train = len(train_feats[0][1]) if train_feats is not None else len(train_src.report_indices)
+        steps = lambda b: max(1, math.ceil(n_train / b))  # noqa: E731
+        opt = make_optimizer(cfg.optimizer, params, lr, cfg.weight_decay)
+        sched = one_cycle(opt, lr, n_epochs * steps(batch_size) + 1, pct_start(n_epochs), skip * steps(batch_size))
         done = 0
-        while done < n_epochs - skip and not self.should_stop:
+        last = n_epochs - skip if limit is None else min(limit, n_epochs - skip)
+        while done < last and not self.should_stop:
             epoch = epoch0 + done + 1
             cb.on_epoch_begin(epoch, {"phase": phase})
             t0 = time.perf_counter()
             try:
-                tr = self._train_epoch(net, suffix, frozen_prefix, train_src, train_feats, augmenter, opt, sched,
-                                       device, amp, cb, epoch, batch_size, trainable)
+                tr = self._train_epoch(model, net, frozen_prefix, train_src, train_feats, augmenter, opt, sched,
+                                       device, precision, cb, epoch, batch_size, trainable)
+                if tr is not None:
+                    self._check_finite(net, epoch, None)
             except torch.OutOfMemoryError:
                 oom = True
             except TooManyBadFiles as e:  # stop with the report; the best model so far is kept
@@ -378,42 +610,127 @@ class Trainer:
                 self.should_stop = True
                 self._message(cb, str(e))
                 break
+            except _Diverged as d:
+                self._stop_diverged(d, lr, precision, cb)
+                break
             else:
                 oom = False
             if oom:  # handled outside the except block so the failed step's tensors are freed
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-                if batch_size // 2 < MIN_BATCH_SIZE:
-                    self.stop_reason = "out of memory even at the smallest batch size; stopped, best model kept"
+                if self.world.distributed or batch_size // 2 < MIN_BATCH_SIZE:
+                    self.stop_reason = (f"out of GPU memory even with batches of {batch_size}; stopped, best model "
+                                        "kept" + (" (several processes: start with a smaller --batch-size)"
+                                                  if self.world.distributed else ""))
                     self.should_stop = True
                     self._message(cb, self.stop_reason)
                     break
                 batch_size //= 2
                 train_src.batch_size = val_src.batch_size = batch_size
+                # the schedule is in steps: rebuild it for the smaller batch, at the same point of the run
+                sched = one_cycle(opt, lr, n_epochs * steps(batch_size) + 1, pct_start(n_epochs),
+                                  (skip + done) * steps(batch_size))
                 self._message(cb, f"Out of GPU memory: batch size halved to {batch_size}; repeating epoch {epoch}.")
                 continue
             if tr is None:  # stopped mid-epoch: no partial epoch is recorded
                 break
             train_seconds = time.perf_counter() - t0
             logs = {"epoch": epoch, "phase": phase, "train_loss": tr[0], "train_accuracy": tr[1]}
-            if len(val_src.indices):
-                vl, va = self._val_loss(net, suffix, frozen_prefix, val_src, val_feats, device, amp)
+            has_val = val_feats is not None or (not frozen_prefix and len(val_src.report_indices))
+            if has_val:
+                vl, va = self._oom_retry("the validation loss", cb, device, [val_src],
+                                         lambda: self._val_loss(net, suffix, val_src, val_feats, device, precision))
+                if not math.isfinite(vl):
+                    self._stop_diverged(_Diverged("the validation loss is no longer a finite number", epoch, None),
+                                        lr, precision, cb)
+                    break
                 logs |= {"val_loss": vl, "val_accuracy": va}
             else:
                 logs |= {"val_loss": float("nan"), "val_accuracy": float("nan")}
             logs |= {"images_per_second": tr[2] / max(train_seconds, 1e-9), "seconds": time.perf_counter() - t0,
                      "lr": float(opt.param_groups[0]["lr"])}
             done += 1
-            score = (logs["val_accuracy"], -logs["val_loss"]) if len(val_src.indices) else (0.0, -logs["train_loss"])
-            if best["score"] is None or score > best["score"]:
-                best.update(score=score, epoch=epoch,
-                            state={k: v.detach().clone() for k, v in net.state_dict().items()})
+            if select_best:
+                score = (logs["val_accuracy"], -logs["val_loss"]) if has_val else (0.0, -logs["train_loss"])
+                if best["score"] is None or score > best["score"]:
+                    best.update(score=score, epoch=epoch,
+                                state={k: v.detach().clone() for k, v in _unwrap(net).state_dict().items()})
             cb.on_epoch_end(epoch, logs)
         return done, batch_size
 
-    def _train_epoch(self, net, suffix, frozen_prefix, src, feats, augmenter, opt, sched, device, amp, cb,
-                     epoch, batch_size, trainable):
+    def _stop_diverged(self, d: _Diverged, lr: float, precision: Precision, cb: Callback) -> None:
+        self._diverged_flag = True
+        self.stop_reason = self._diverged_message(d, lr, precision)
+        self.should_stop = True
+        self._message(cb, self.stop_reason)
+
+    def _choose_head(self, net, features, lr, batch_size, cb) -> None:
+        """The transfer head by cross-validation on the cached training features."""
         cfg = self.config
+        table, labels = features
+        choice = headselect.choose_head(
+            table, labels, len(self._state["classes"]), dropout=float(self._state["arch"]["dropout"]),
+            epochs=int(self.plan.epochs.value), lr=lr, batch_size=batch_size, weight_decay=cfg.weight_decay,
+            optimizer=cfg.optimizer, seed=cfg.seed, should_stop=lambda: self.should_stop,
+            progress=lambda d, t: cb.on_prepare_progress("choosing the head", d, t))
+        choice = self.world.broadcast_object(choice)
+        self._state["head"] = choice.spec
+        self._message(cb, choice.text())
+        self._state["training"]["head_choice"] = {"choice": choice.spec.key, "name": choice.spec.name,
+                                           "cross_validation": choice.scores, "folds": choice.folds}
+        extra = self._head_arch(choice.spec)
+        if extra:
+            arch = {**self._state["arch"], **extra}
+            torch.manual_seed(cfg.seed)
+            device = next(net.parameters()).device
+            net._fc = headselect.make_head(net._fc.in_features, arch["num_classes"], extra["head_hidden"],
+                                           extra["head_dropout"]).to(device)
+            self._state["arch"] = arch
+
+    def _refit(self, net, phases, best, initial_epoch, report, train_idx, val_idx, size, channels, device, precision,
+               cb, batch_size) -> int:
+        """Train again on the training and validation images, on the same schedule, up to the
+        epoch the validation images chose: the run that was chosen, with a fifth more images.
+        The final model; the held-out model is kept if stopped or diverged."""
+        cfg = self.config
+        kept = {k: v.detach().clone() for k, v in _unwrap(net).state_dict().items()}
+        n_epochs = int(best["epoch"])  # epochs of the whole run that the validation images chose
+        all_idx = np.sort(np.concatenate([train_idx, val_idx]))
+        stage = "refit on all images"
+        self._message(cb, f"Refit: training again on all {len(all_idx):,} images (training and validation), "
+                          f"stopping after epoch {n_epochs}, the best on the validation images.")
+        all_src = self._source(report, all_idx, batch_size, size, channels, device, shuffle=True)
+        empty = self._source(report, np.zeros(0, dtype=np.int64), batch_size, size, channels, device, shuffle=False)
+        phase, planned, point, lr = phases[0]
+        features = None
+        if cfg.recipe == "transfer":
+            train_feats, val_feats = self._phase_feats["head"]
+            # every cached copy of the training features, plus the validation features
+            features = ([(torch.cat([t, val_feats[0]]), torch.cat([y, val_feats[1]])) for t, y in train_feats], None)
+            _reset_parameters(net._fc, cfg.seed)
+        else:
+            torch.manual_seed(cfg.seed)
+            fresh = M.build_model(self._state["arch"])
+            net.load_state_dict(fresh.state_dict())
+        progress = _Progress(cb, stage, n_epochs * len(all_idx))
+        quiet = CallbackList([progress], self)
+        saved_stop = self.should_stop
+        self._val_cache = None
+        done, _ = self._run_phase(phase, planned, point, lr, net, all_src, empty, device, precision, quiet,
+                                  {"score": None}, 0, batch_size, select_best=False, features=features,
+                                  limit=n_epochs)
+        if done < n_epochs or self.should_stop:
+            _unwrap(net).load_state_dict(kept)  # stopped or diverged: the held-out model stays the model
+            if self._diverged:
+                self._message(cb, "The refit diverged; the model trained without the validation images is kept.")
+            self.should_stop = saved_stop or self.should_stop
+            return 0
+        cb.on_prepare_progress(stage, progress.total, progress.total)
+        return n_epochs
+
+    def _train_epoch(self, model, net, frozen_prefix, src, feats, augmenter, opt, sched, device, precision, cb,
+                     epoch, batch_size, trainable):
+        world = self.world
         if frozen_prefix:
             net.eval()  # frozen BatchNorm statistics stay as pretrained
             for m in trainable:
@@ -422,135 +739,156 @@ class Trainer:
                         sub.train()
         else:
             net.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
+        smoothing = self._label_smoothing()
+        # loss sum, correct and seen of the whole (global) batch, reduced over processes
+        acc_dtype = torch.float32 if device.type == "mps" else torch.float64  # sums over processes
+        ls = cs = seen = 0.0
         t0 = time.perf_counter()
-        for b, (x, y) in enumerate(self._train_batches(src, feats, augmenter, epoch, batch_size, device)):
-            if self.should_stop:
+        for b, (x, y, global_n) in enumerate(self._train_batches(src, feats, augmenter, epoch, batch_size, device)):
+            if self._stopping(device):
                 return None
-            cb.on_train_batch_begin(b, {"size": len(y)})
-            with amp.autocast():
-                logits = suffix(x) if frozen_prefix else net(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            cb.on_train_batch_begin(b, {"size": global_n})
+            with precision.autocast():
+                logits = model(x)
+            loss_vec = F.cross_entropy(logits.float(), y, label_smoothing=smoothing, reduction="none")
+            # this process's share of the global batch's mean: DDP averages over processes
+            loss = loss_vec.sum() * (world.size / global_n)
             opt.zero_grad(set_to_none=True)
-            if amp.scaler is not None:
-                amp.scaler.scale(loss).backward()
-                amp.scaler.step(opt)
-                amp.scaler.update()
+            if precision.scaler is not None:
+                precision.scaler.scale(loss).backward()
+                precision.scaler.step(opt)
+                precision.scaler.update()
             else:
                 loss.backward()
                 opt.step()
             if sched.last_epoch + 1 < sched.total_steps:
                 sched.step()
-            n = len(y)
-            loss_sum += loss.detach() * n
-            correct += (logits.argmax(1) == y).sum()
-            seen += n
-            # one device->host sync per step, for the live plots
-            ls, cs = loss_sum.item(), correct.item()
-            cb.on_train_batch_end(b, {"batch": b, "size": n, "loss": ls / seen, "accuracy": cs / seen,
-                                      "batch_loss": float(loss.detach()), "seen": seen,
+            if world.distributed:
+                step = torch.stack([loss_vec.detach().sum().to(acc_dtype), (logits.argmax(1) == y).sum().to(acc_dtype),
+                                    torch.tensor(float(len(y)), device=device, dtype=acc_dtype)])
+                # one device->host sync per step, for the live plots and the divergence check
+                step_loss, step_correct, step_n = world.sum_(step).tolist()
+            else:
+                step = torch.stack([loss_vec.detach().sum(), (logits.argmax(1) == y).sum().to(loss_vec.dtype)])
+                (step_loss, step_correct), step_n = step.tolist(), len(y)
+            ls, cs, seen = ls + step_loss, cs + step_correct, seen + step_n
+            if not math.isfinite(ls):
+                raise _Diverged(f"the loss became {'NaN' if math.isnan(ls) else 'infinite'}", epoch, b)
+            cb.on_train_batch_end(b, {"batch": b, "size": global_n, "loss": ls / seen, "accuracy": cs / seen,
+                                      "batch_loss": step_loss / max(step_n, 1), "seen": int(seen),
                                       "images_per_second": seen / max(time.perf_counter() - t0, 1e-9)})
         if seen == 0:
             raise TrainingError("no training images could be read")
-        return loss_sum.item() / seen, correct.item() / seen, seen
+        return ls / seen, cs / seen, int(seen)
 
-    def _train_batches(self, src, feats, augmenter, epoch, batch_size, device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _train_batches(self, src, feats, augmenter, epoch, batch_size, device
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """(x, y, size of the global batch): this process's share of each batch."""
         if feats is None:
-            for xb, yb, _ in src.batches(epoch):
+            for xb, yb, _idx, n in src.batches_with_size(epoch):
                 x = to_float(xb)
                 if augmenter is not None:
                     x = augmenter(x)
-                yield x.contiguous(memory_format=self._memory_format), yb
+                yield x.contiguous(memory_format=self._memory_format), yb, n
             return
         table, labels = feats[(epoch - 1) % len(feats)]
         g = torch.Generator().manual_seed(self.config.seed * 100003 + epoch)
         perm = torch.randperm(len(labels), generator=g).to(table.device)
+        world = self.world
         for i in range(0, len(perm), batch_size):
             j = perm[i:i + batch_size]
-            yield table[j], labels[j]
+            n = len(j)
+            if world.distributed:
+                j = j[world.rank::world.size]
+            yield table[j], labels[j], n
 
     @torch.no_grad()
-    def _prefix_outputs(self, prefix, src, augmenter, device, amp, cb, stage):
-        """The frozen prefix's outputs, labels and sample indices of every image ``src`` could read."""
+    def _prefix_outputs(self, prefix, src, augmenter, device, precision, cb, stage):
+        """The frozen prefix's outputs, labels and sample indices of every image ``src``
+        could read (under several processes: each computes its share, then all are gathered)."""
         # eval: BatchNorm of the frozen base must use, not update, its pretrained statistics
         prefix.eval()
         outs, labels, idxs = [], [], []
         total = len(src.indices)
         done = 0
-        for xb, yb, idx in src.batches(0):
+        for xb, yb, idx in src.batches(0, in_order=True):
             if self.should_stop:
                 break
             x = to_float(xb)
             if augmenter is not None:
                 x = augmenter(x)
-            with amp.autocast():
+            with precision.autocast():
                 outs.append(prefix(x).float())
             labels.append(yb)
-            idxs.append(np.asarray(idx))
+            idxs.append(torch.as_tensor(idx, dtype=torch.long, device=yb.device))
             done += len(yb)
             cb.on_prepare_progress(stage, done, total)
-        if not outs:
-            return (torch.empty(0, device=device), torch.empty(0, dtype=torch.long, device=device),
-                    np.zeros(0, dtype=np.int64))
-        return torch.cat(outs), torch.cat(labels), np.concatenate(idxs)
+        out = torch.cat(outs) if outs else torch.empty(0, device=device)
+        lab = torch.cat(labels) if labels else torch.empty(0, dtype=torch.long, device=device)
+        idx = torch.cat(idxs) if idxs else torch.empty(0, dtype=torch.long, device=device)
+        if self.world.distributed:
+            if not len(out):
+                out = torch.empty((0, *self._prefix_shape(prefix, src, device)), device=device)
+            out, lab, idx = self.world.gather_cat(out), self.world.gather_cat(lab), self.world.gather_cat(idx)
+        order = torch.argsort(idx)  # sample order, however the batches came (and from however many processes)
+        out, lab, idx = out[order], lab[order], idx[order]
+        return out, lab, idx.cpu().numpy()
+
+    def _prefix_shape(self, prefix, src, device) -> tuple[int, ...]:
+        x = torch.zeros((1, src.channels, src.image_size, src.image_size), device=device)
+        return tuple(prefix(x).shape[1:])
 
     @torch.no_grad()
-    def _evaluate_cached(self, suffix, cached, src, classes, amp) -> Report:
-        """The final validation report from the frozen prefix's cached outputs: the same
-        numbers as running the whole network again, without a second pass through the base."""
-        table, labels, idx = cached
-        suffix.eval()
-        probs = []
-        for i in range(0, len(labels), 256):
-            with amp.autocast():
-                probs.append(suffix(table[i:i + 256]).float().softmax(1).cpu())
-        p = torch.cat(probs).numpy() if probs else np.zeros((0, len(classes)))
-        paths = [src.report.samples[i].path for i in idx]
-        return classification_report(labels.cpu().numpy(), p, classes, paths)
-
-    @torch.no_grad()
-    def _val_loss(self, net, suffix, frozen_prefix, src, feats, device, amp) -> tuple[float, float]:
+    def _val_loss(self, net, suffix, src, feats, device, precision) -> tuple[float, float]:
+        """Validation loss and accuracy (each process scores its share; the sums are reduced)."""
         net.eval()
-        loss_sum, correct, seen = 0.0, 0, 0
+        acc_dtype = torch.float32 if device.type == "mps" else torch.float64
+        totals = torch.zeros(3, device=device, dtype=acc_dtype)
         if feats is not None:
             table, labels = feats
-            batches = ((table[i:i + 256], labels[i:i + 256]) for i in range(0, len(labels), 256))
+            order = torch.arange(len(labels), device=table.device)
+            if self.world.distributed:
+                order = order[self.world.rank::self.world.size]
+            batches = ((table[order[i:i + 256]], labels[order[i:i + 256]]) for i in range(0, len(order), 256))
         else:
             batches = ((to_float(xb), yb) for xb, yb, _ in src.batches(0))
         for x, y in batches:
-            with amp.autocast():
+            with precision.autocast():
                 logits = (suffix(x) if feats is not None else net(x)).float()
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+            totals += torch.stack([F.cross_entropy(logits, y, reduction="sum").to(acc_dtype),
+                                   (logits.argmax(1) == y).sum().to(acc_dtype),
+                                   torch.tensor(float(len(y)), device=device, dtype=acc_dtype)])
+        self.world.sum_(totals)
+        loss_sum, correct, seen = totals.tolist()
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
-    @torch.no_grad()
-    def _evaluate_source(self, net, src, classes, device, amp) -> Report:
-        return evaluate_source(net, src, classes, amp)
+
+def _resumed_head(initial: TrainedModel | dict[str, torch.Tensor]) -> headselect.HeadSpec:
+    """A resumed transfer run keeps the head its model has (no new choice)."""
+    if isinstance(initial, TrainedModel):
+        key = (initial.training.get("head_choice") or {}).get("choice")
+        if key in headselect.HEAD_KEYS[1:]:
+            return headselect.spec_for(key)
+        hidden = int(initial.architecture.get("head_hidden", 0))
+    else:
+        hidden = 1 if any(k.startswith("_fc.0.") for k in initial) else 0
+    return headselect.spec_for("mlp-smooth" if hidden else "linear-smooth")
+
+
+def _unwrap(net: nn.Module) -> nn.Module:
+    return getattr(net, "module", net)
+
+
+def _reset_parameters(module: nn.Module, seed: int) -> None:
+    torch.manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            m.reset_parameters()
 
 
 def _compact(r: Report) -> dict[str, Any]:
     return {"accuracy": r.accuracy, "macro_f1": r.macro_f1, "count": r.count, "per_class": r.per_class,
             "confusion_matrix": r.confusion_matrix}
-
-
-def _one_cycle(opt: torch.optim.Optimizer, lr: float, total_steps: int, pct_start: float,
-               start_step: int = 0) -> torch.optim.lr_scheduler.OneCycleLR:
-    """The one-cycle schedule, ``start_step`` steps in (a resumed run continues its schedule)."""
-    div_factor, final_div_factor = 25.0, 1e4
-    start_step = min(start_step, total_steps - 1)
-    if start_step:
-        # what OneCycleLR writes into the groups at step 0, which it needs to start later on
-        for g in opt.param_groups:
-            g["initial_lr"] = lr / div_factor
-            g["max_lr"] = lr
-            g["min_lr"] = g["initial_lr"] / final_div_factor
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=pct_start,
-                                               anneal_strategy="cos", cycle_momentum=False, div_factor=div_factor,
-                                               final_div_factor=final_div_factor, last_epoch=start_step - 1)
 
 
 def _load_initial_weights(net: nn.Module, initial: TrainedModel | dict[str, torch.Tensor], classes: Sequence[str],
@@ -572,105 +910,3 @@ def _load_initial_weights(net: nn.Module, initial: TrainedModel | dict[str, torc
         first = str(e).strip().splitlines()
         raise TrainingError("cannot resume: the saved model does not fit the network of these settings "
                             f"({first[0] if first else e}); start a new run") from None
-
-
-def _optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-
-
-@torch.no_grad()
-def _predict_source(net: nn.Module, src: BatchSource, amp: _Amp | None = None,
-                    should_stop: Callable[[], bool] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, list]:
-    """Probabilities (N, C), true labels and paths of every image ``src`` could read."""
-    net.eval()
-    probs, labels, idxs = [], [], []
-    total, done = len(src.indices), 0
-    for xb, yb, idx in src.batches(0):
-        if should_stop is not None and should_stop():
-            break
-        if amp is not None:
-            with amp.autocast():
-                logits = net(to_float(xb)).float()
-        else:
-            logits = net(to_float(xb)).float()
-        probs.append(logits.softmax(1).cpu())
-        labels.append(yb.cpu())
-        idxs.append(idx)
-        done += len(yb)
-        if progress is not None:
-            progress(done, total)
-    n_classes = len(src.report.classes)
-    p = torch.cat(probs).numpy() if probs else np.zeros((0, n_classes))
-    y = torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64)
-    paths = [src.report.samples[i].path for i in (np.concatenate(idxs) if idxs else [])]
-    return p, y, paths
-
-
-@torch.no_grad()
-def evaluate_source(net: nn.Module, src: BatchSource, classes: Sequence[str], amp: _Amp | None = None,
-                    should_stop: Callable[[], bool] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> Report:
-    p, y, paths = _predict_source(net, src, amp, should_stop, progress)
-    return classification_report(y, p, classes, paths)
-
-
-def default_batch_size(image_size: int) -> int:
-    """The batch size training uses when none is set: 64 for images up to 64 px, else 32."""
-    return 64 if image_size <= 64 else 32
-
-
-def _score_folder(model: TrainedModel, data_dir: str | os.PathLike, pick: Callable[[ScanReport], np.ndarray],
-                  empty: str, device: str, batch_size: int, progress: Callable[[int, int], None] | None,
-                  should_stop: Callable[[], bool] | None
-                  ) -> tuple[np.ndarray, np.ndarray, list, list[SkippedFile]]:
-    """Scan ``data_dir`` with the model's classes and predict the images ``pick(scan)``
-    selects: probabilities, true labels, paths and the files skipped. ``empty`` names
-    what is missing in the error raised when ``pick`` selects nothing."""
-    dev = select_device(device)
-    report = scan_dataset(data_dir, classes=model.classes, image_size=model.image_size, channels=model.channels,
-                          should_stop=should_stop)
-    indices = pick(report)
-    if not len(indices):
-        raise DatasetError(f"{data_dir}: {empty} "
-                           f"({', '.join(model.classes[:6])}{'...' if len(model.classes) > 6 else ''})")
-    model.network.to(dev)
-    src = BatchSource(report, indices, batch_size, image_size=model.image_size, channels=model.channels,
-                      device=dev, shuffle=False)
-    p, y, paths = _predict_source(model.network, src, _Amp(dev, True), should_stop, progress)
-    skipped = list(report.skipped) + [SkippedFile(q, r) for q, r in src.failures.items()]
-    return p, y, paths, skipped
-
-
-def evaluate_model(model: TrainedModel, data_dir: str | os.PathLike, *, device: str = "auto",
-                   batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> tuple[Report, list[SkippedFile]]:
-    """Score a model on a class-folder dataset read with the model's classes."""
-    p, y, paths, skipped = _score_folder(
-        model, data_dir, lambda report: np.arange(len(report.samples)),
-        "no usable images in folders named after the model's classes", device, batch_size, progress, should_stop)
-    return classification_report(y, p, model.classes, paths), skipped
-
-
-def evaluate_split(model: TrainedModel, data_dir: str | os.PathLike, *, val_split: float = 0.2, seed: int = 0,
-                   device: str = "auto", batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None
-                   ) -> tuple[Report, list[dict[str, Any]], list[SkippedFile]]:
-    """Score a model on the validation split that training with ``val_split`` and ``seed``
-    sets aside (the same split function), with one prediction per image: ``{"path",
-    "true", "predicted", "confidence"}`` (for showing the images of a confusion-matrix
-    cell). The split is of the dataset as it is now."""
-    p, y, paths, skipped = _score_folder(
-        model, data_dir, lambda report: stratified_split(report, val_split, seed)[1],
-        "no validation images of the model's classes", device, batch_size, progress, should_stop)
-    classes = model.classes
-    pred = p.argmax(1) if len(y) else np.zeros(0, dtype=np.int64)
-    per_image = [{"path": str(path), "true": classes[int(t)], "predicted": classes[int(k)],
-                  "confidence": float(p[i, k])} for i, (path, t, k) in enumerate(zip(paths, y, pred))]
-    return classification_report(y, p, classes, paths), per_image, skipped

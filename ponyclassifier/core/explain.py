@@ -217,7 +217,12 @@ def _describe_convs(net: nn.Module) -> list[tuple[str, str, str, str, str | None
                 continue
             n += 1
             resp, act = f"features.{j}", None
-            if j + 1 < len(layers) and isinstance(layers[j + 1], nn.BatchNorm2d):
+            if (j + 3 < len(layers) and isinstance(layers[j + 1], nn.MaxPool2d)
+                    and isinstance(layers[j + 2], nn.BatchNorm2d) and isinstance(layers[j + 3], nn.ReLU)):
+                # pooled before its batch norm (the scratch network's block): the maps at full
+                # resolution, through that batch norm and ReLU, are what the pooling picks from
+                act = f"{_BN_RELU}features.{j + 2}"
+            elif j + 1 < len(layers) and isinstance(layers[j + 1], nn.BatchNorm2d):
                 resp = f"features.{j + 1}"
                 if j + 2 < len(layers) and isinstance(layers[j + 2], (nn.ReLU, nn.ReLU6)):
                     act = "relu6" if isinstance(layers[j + 2], nn.ReLU6) else "relu"
@@ -393,12 +398,30 @@ def _capture(net: nn.Module, x: torch.Tensor, info: LayerInfo, stop_after: bool,
     return store["r"], y
 
 
-def _activate(r: torch.Tensor, act: str | None) -> torch.Tensor:
+_BN_RELU = "bn-relu:"  # an activation that is a batch norm (this module path) and a ReLU
+
+
+def _activate(r: torch.Tensor, act: str | None, net: nn.Module | None = None) -> torch.Tensor:
+    if act is not None and act.startswith(_BN_RELU) and net is not None:
+        bn = dict(net.named_modules())[act[len(_BN_RELU):]]
+        return F.relu(F.batch_norm(r, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps))
     if act == "relu":
         return F.relu(r)
     if act == "relu6":
         return F.relu6(r)
     return r
+
+
+def _gradient_at_response(g: torch.Tensor, act: str | None, net: nn.Module) -> torch.Tensor:
+    """Grad-CAM weighs channels by the gradient at the normalised response. Where the batch
+    norm comes after pooling, the captured gradient is at the conv output, scaled by the
+    norm's gamma / sigma per channel: undo that (a channel the norm turns off weighs 0)."""
+    if act is None or not act.startswith(_BN_RELU):
+        return g
+    bn = dict(net.named_modules())[act[len(_BN_RELU):]]
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).to(g.dtype).view(1, -1, 1, 1)
+    safe = scale.abs() > 1e-6
+    return torch.where(safe, g / torch.where(safe, scale, torch.ones_like(scale)), torch.zeros_like(g))
 
 
 def activations(model: Any, image: Any, layer_name: str | int | LayerInfo | None = None,
@@ -412,7 +435,7 @@ def activations(model: Any, image: Any, layer_name: str | int | LayerInfo | None
         with torch.no_grad():
             r, _ = _capture(net, x, info, stop_after=True, raw=raw)
             if not raw:
-                r = _activate(r, info.activation)
+                r = _activate(r, info.activation, net)
     return r[0].float().cpu().numpy()
 
 
@@ -536,7 +559,8 @@ def grad_cam(model: Any, image: Any, target: int | None = None,
             tgt = _target(y, target)
             (g,) = torch.autograd.grad(y[0, tgt], r)
         with torch.no_grad():
-            a = _activate(r, info.activation)[0].float()
+            a = _activate(r, info.activation, net)[0].float()
+            g = _gradient_at_response(g, info.activation, net)
             w = g[0].float().mean((1, 2))
             cam = F.relu((w[:, None, None] * a).sum(0))
         heat = _to_image_size(cam.cpu(), hw)

@@ -80,12 +80,24 @@ class ModelHeader:
 # --------------------------------------------------------------------------- saving
 
 
+def first_non_finite(tensors: Mapping[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding a NaN or an infinity, or None."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
 def save_model_file(path, tensors: Mapping[str, torch.Tensor], metadata: Mapping) -> None:
     """Atomically write ``tensors`` and ``metadata`` to ``path``.
 
     Either the new file is complete at ``path`` or the previous file is untouched.
     """
     path = Path(path)
+    bad = first_non_finite(tensors)
+    if bad is not None:
+        raise ModelFileError(path, f"refusing to write a model whose weights are not all finite numbers ({bad}): "
+                                   "the training that made it diverged")
     data = _serialise(path, tensors, metadata)
     write_atomic(path, lambda fh: fh.write(data),
                  error=lambda p, exc: ModelFileError(p, f"cannot write model file: {_os_reason(exc)}"))
@@ -249,6 +261,10 @@ def load_model_file(path, expected: Mapping[str, tuple[int, ...]] | None = None,
     loaded = {name: (_DTYPE_NAMES.get(t.dtype), tuple(t.shape)) for name, t in tensors.items()}
     if loaded != header.tensors:
         raise ModelFileError(path, "damaged model file (it changed while being read)")
+    bad = first_non_finite(tensors)
+    if bad is not None:
+        raise ModelFileError(path, f"the model's weights are not all finite numbers ({bad}); it cannot predict "
+                                   "anything (the training that made it diverged)")
     if str(device) != "cpu":
         try:
             tensors = {name: t.to(device) for name, t in tensors.items()}

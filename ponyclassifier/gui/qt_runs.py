@@ -39,6 +39,15 @@ def _num(v: float | None, fmt: str) -> str:
     return "" if v is None else format(v, fmt)
 
 
+def _used(run: Run, plan_name: str, setting: str) -> Any:
+    """What a run really used: auto's choice (recorded with the run), else the setting."""
+    plan = (run.metrics or {}).get("plan") or {}
+    value = (plan.get(plan_name) or {}).get("value")
+    if value is None:
+        value = run.settings.get(setting)
+    return "" if value is None else value
+
+
 def run_row(run: Run) -> list[str]:
     m = run.metrics or {}
     epochs = m.get("epochs_run")
@@ -228,8 +237,8 @@ class QtRuns(QWidget):
                 w.writerow(COLUMNS[:-1] + ["Model path", "Created", "Learning rate", "Batch size"])
                 for run in self.runs:
                     row = run_row(run)[:-1]
-                    w.writerow(row + [run.model_path or "", run.created, run.settings.get("lr", ""),
-                                      run.settings.get("batch_size", "")])
+                    w.writerow(row + [run.model_path or "", run.created, _used(run, "learning rate", "lr"),
+                                      _used(run, "batch size", "batch_size")])
         except OSError as e:
             self._error(f"{path}: cannot write ({e.strerror or e})")
             return None

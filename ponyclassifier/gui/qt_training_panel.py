@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ from ..core import models as M
 from ..core.augment import AugmentConfig
 from ..core.dataset import list_class_folders
 from ..core.engine import (RECIPE_DEFAULTS, MAX_SCRATCH_SIZE, TrainConfig, TrainingError, evaluate_split,
-                           median_image_side)
-from ..core.store import ProjectStore
+                           glance_dataset)
+from ..core.policy import AUTO, DataFacts, default_recipe, describe_value, plan_training
+from ..core.store import ProjectStore, StoreError
 from ..core.summary import ModelSummary, format_count, recipe_summary
 from ..core.trained import TrainedModel
 from .qt_augment_preview import STRENGTHS
@@ -51,6 +53,8 @@ from .training_thread import TrainingOutcome, TrainingRun
 from .workers import run_job
 
 __all__ = ["QtTrainingPanel", "RECIPE_LABELS", "device_choices"]
+
+RECIPE_META_KEY = "train_recipe"  # the project store remembers the recipe last chosen for the project
 
 RECIPE_LABELS = {"scratch": "From scratch (small CNN)", "transfer": "Transfer learning (EfficientNet-Lite0)",
                  "finetune": "Fine-tune (EfficientNet-Lite0)"}
@@ -122,7 +126,9 @@ class QtTrainingPanel(QWidget):
         self._last_config: TrainConfig | None = None
         self._summary_job = None
         self._summary_generation = 0
-        self._median_side: dict[str, int] = {}
+        self._facts: dict[tuple[str, str, int], DataFacts] = {}  # (root, recipe, size) -> a glance at the data
+        self._recipe_touched = False  # a recipe was chosen since the project opened
+        self._suggesting = False
         self._classes: list[str] = []
         self._run_results: dict[int, tuple[dict, list]] = {}  # run id -> (validation report, per-image predictions)
         self._eval_job = None
@@ -150,19 +156,31 @@ class QtTrainingPanel(QWidget):
         for key, label in RECIPE_LABELS.items():
             self.recipe_combo.addItem(label, key)
         self.recipe_combo.currentIndexChanged.connect(self._on_recipe_combo_changed)
+        self.recipe_combo.activated.connect(self._on_recipe_combo_activated)
         self.recipe_help = QLabel()
         self.recipe_help.setWordWrap(True)
         self.recipe_help.setStyleSheet("padding: 2px 0 4px 0;")
         self.recipe_help.setMinimumHeight(48)
+        self.recipe_note = QLabel()  # why this recipe for this project (suggested, or remembered)
+        self.recipe_note.setWordWrap(True)
+        self.recipe_note.setStyleSheet("color: #2e5e8c; font-style: italic;")
+        self.recipe_note.setVisible(False)
         recipe_box = QGroupBox("Recipe")
         rl = QVBoxLayout(recipe_box)
         rl.addWidget(self.recipe_combo)
+        rl.addWidget(self.recipe_note)
         rl.addWidget(self.recipe_help)
 
-        # ---- hyperparameters
-        self.epochs = QSpinBox(minimum=1, maximum=1000)
-        self.batch_size = QSpinBox(minimum=2, maximum=4096)
-        self.lr = QDoubleSpinBox(decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0001)
+        # ---- hyperparameters ("Auto": chosen from the data by core.policy, shown below)
+        self.epochs = QSpinBox(minimum=0, maximum=1000)
+        self.batch_size = QSpinBox(minimum=0, maximum=4096)
+        self.lr = QDoubleSpinBox(decimals=5, minimum=0.0, maximum=1.0, singleStep=0.0001)
+        self.val_share = QSpinBox(minimum=-1, maximum=50, suffix=" %")
+        for w in (self.epochs, self.batch_size, self.lr, self.val_share):
+            w.setSpecialValueText("Auto")
+        self.refit = QComboBox()
+        for label, key in (("Auto", None), ("Yes", True), ("No", False)):
+            self.refit.addItem(label, key)
         self.optimizer = QComboBox()
         for label, key in (("AdamW", "adamw"), ("Adam", "adam"), ("RMSprop", "rmsprop"), ("SGD with momentum", "sgd")):
             self.optimizer.addItem(label, key)
@@ -173,38 +191,66 @@ class QtTrainingPanel(QWidget):
         self.patience = QSpinBox(minimum=0, maximum=100, suffix=" epochs")
         self.patience.setSpecialValueText("Off")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
-        tips = {self.epochs: "Passes over the training images.",
-                self.batch_size: "Images per step. Halved automatically if the GPU runs out of memory.",
-                self.lr: "Step size of the optimiser (the most important setting).",
+        self.mixed_precision = QCheckBox("Mixed precision on a GPU")
+        self.mixed_precision.setChecked(True)
+        tips = {self.epochs: "Passes over the training images. Auto: from the size of the set.",
+                self.batch_size: "Images per step. Auto: from the size of the set. Halved automatically if the "
+                                 "GPU runs out of memory.",
+                self.lr: "Step size of the optimiser (the most important setting). Auto: per recipe.",
+                self.val_share: "Share of each class set aside to judge each epoch by. Auto: a fifth (a tenth "
+                                "from 10,000 images).",
+                self.refit: "After the validation images chose the best epoch, train the final model again on "
+                            "every image (the validation figures stay those of the first pass).",
                 self.image_size: "Images are resized to this square. Automatic: the typical size of your "
                                  f"images, at most {MAX_SCRATCH_SIZE} px (scratch); 224 px for the pretrained network.",
                 self.dropout: "Fraction of features dropped at random while training, against overfitting.",
                 self.weight_decay: "Pulls weights towards zero, against overfitting.",
                 self.patience: "Stop when the validation loss has not improved for this many epochs.",
-                self.seed: "Same seed, same split and same run."}
+                self.seed: "Same seed, same split and same run.",
+                self.mixed_precision: "On a CUDA GPU: bfloat16 (or float16 with loss scaling) where it is safe, "
+                                      "about twice as fast. The CPU always trains in float32."}
         for w, tip in tips.items():
             w.setToolTip(tip)
         for w in (self.image_size, self.dropout):
             w.valueChanged.connect(self._schedule_summary)
+        for w in (self.epochs, self.batch_size, self.lr, self.val_share):
+            w.valueChanged.connect(self._update_plan)
+        self.refit.currentIndexChanged.connect(self._update_plan)
         hyper_box = QGroupBox("Hyperparameters")
         form = QFormLayout(hyper_box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for label, w in (("Epochs", self.epochs), ("Batch size", self.batch_size), ("Learning rate", self.lr),
+                         ("Validation", self.val_share), ("Refit on all", self.refit),
                          ("Optimizer", self.optimizer), ("Image size", self.image_size), ("Dropout", self.dropout),
                          ("Weight decay", self.weight_decay), ("Early stopping", self.patience),
                          ("Seed", self.seed)):
             form.addRow(label, w)
+        form.addRow("", self.mixed_precision)
         self.defaults_button = QToolButton()
         self.defaults_button.setText("Recipe defaults")
-        self.defaults_button.setToolTip("Put back the recommended settings for this recipe")
+        self.defaults_button.setToolTip("Put every setting back on Auto (the recommended settings for this recipe)")
         self.defaults_button.clicked.connect(lambda: self._apply_recipe_defaults(self.recipe()))
         form.addRow("", self.defaults_button)
 
+        # ---- what auto chose, and why (the same sentences the engine logs and stores)
+        self.plan_box = QGroupBox("Auto settings for this project")
+        self.plan_label = QLabel("Open a project to see what Auto will choose.")
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setTextFormat(Qt.TextFormat.RichText)
+        self.plan_label.setStyleSheet("color: #333;")
+        QVBoxLayout(self.plan_box).addWidget(self.plan_label)
+
         # ---- augmentation
         self.aug_box = QGroupBox("Augmentation (random changes to training images)")
-        self.aug_box.setCheckable(True)
-        self.aug_box.setChecked(True)
         grid = QGridLayout(self.aug_box)
+        self.aug_mode = QComboBox()
+        for label, key in (("Auto (chosen from the data)", AUTO), ("Off", "off"), ("Custom strengths", "custom")):
+            self.aug_mode.addItem(label, key)
+        self.aug_mode.setToolTip("Auto picks none, mild or strong variation from the image size, the number of "
+                                 "epochs and the recipe, and flips only colour photos. Custom uses the strengths "
+                                 "below (the same as the Dataset place's augmentation preview).")
+        self.aug_mode.currentIndexChanged.connect(self._on_aug_mode_changed)
+        grid.addWidget(self.aug_mode, 0, 0, 1, 4)
         defaults = AugmentConfig()
         # the same controls, ranges and units as the Dataset place's augmentation preview
         self.aug_fields: dict[str, QDoubleSpinBox] = {}
@@ -215,12 +261,13 @@ class QtTrainingPanel(QWidget):
             value = getattr(defaults, s.name)
             spin.setValue(value * 100 if s.percent else value)
             self.aug_fields[s.name] = spin
-            grid.addWidget(QLabel(s.label), i // 2, (i % 2) * 2)
-            grid.addWidget(spin, i // 2, (i % 2) * 2 + 1)
+            grid.addWidget(QLabel(s.label), 1 + i // 2, (i % 2) * 2)
+            grid.addWidget(spin, 1 + i // 2, (i % 2) * 2 + 1)
         self.aug_flip = QCheckBox("Mirror left–right")
         self.aug_flip.setChecked(defaults.horizontal_flip)
         n = len(STRENGTHS)
-        grid.addWidget(self.aug_flip, n // 2, (n % 2) * 2, 1, 2)
+        grid.addWidget(self.aug_flip, 1 + n // 2, (n % 2) * 2, 1, 2)
+        self._on_aug_mode_changed()
 
         # ---- device and test folder
         self.device_combo = QComboBox()
@@ -262,7 +309,7 @@ class QtTrainingPanel(QWidget):
         settings = QWidget()
         sl = QVBoxLayout(settings)
         sl.setContentsMargins(0, 0, 6, 0)
-        for box in (recipe_box, hyper_box, self.aug_box, run_box):
+        for box in (recipe_box, hyper_box, self.plan_box, self.aug_box, run_box):
             sl.addWidget(box)
         sl.addStretch(1)
         scroll = QScrollArea()
@@ -330,6 +377,7 @@ class QtTrainingPanel(QWidget):
         self.progress.setTextVisible(True)
         self.status_label = QLabel("Press Start training.")
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
+        self.status_label.setWordWrap(True)  # a finished run's summary is long at 1280 px
 
         def plot(title: str, left: str, bottom: str, legend_at_bottom: bool = False) -> pg.PlotWidget:
             p = pg.PlotWidget()
@@ -436,6 +484,13 @@ class QtTrainingPanel(QWidget):
         self.store = store
         self._summary_generation += 1  # a summary still being worked out is for the old project
         self._classes = list_class_folders(self.root) if self.root is not None and self.root.is_dir() else []
+        remembered = self._remembered_recipe()
+        self._set_recipe_note(None)
+        if remembered is not None:
+            self._set_recipe(remembered)
+            self._set_recipe_note("Your last choice for this project.")
+        # the project's remembered choice stands; else the first summary suggests a recipe
+        self._recipe_touched = remembered is not None
         self._cancel_evaluation()
         self._run_results.clear()
         self.runs_view.set_store(store)
@@ -447,17 +502,28 @@ class QtTrainingPanel(QWidget):
     def recipe(self) -> str:
         return self.recipe_combo.currentData()
 
+    def choose_recipe(self, recipe: str) -> None:
+        """Pick ``recipe`` as the user does: it stands for this project (no suggestion replaces it)."""
+        self._set_recipe(recipe)
+        self._recipe_touched = True
+
     def config(self) -> TrainConfig:
-        """The settings on screen as a TrainConfig."""
-        aug = None
-        if self.aug_box.isChecked():
+        """The settings on screen as a TrainConfig ("Auto" is None: the policy decides)."""
+        mode = self.aug_mode.currentData()
+        aug: AugmentConfig | None | str = AUTO if mode == AUTO else None
+        if mode == "custom":
             aug = AugmentConfig(**{s.name: self.aug_fields[s.name].value() / (100 if s.percent else 1)
                                    for s in STRENGTHS}, horizontal_flip=self.aug_flip.isChecked())
-        return TrainConfig(recipe=self.recipe(), epochs=self.epochs.value(), batch_size=self.batch_size.value(),
-                           lr=float(self.lr.value()), optimizer=self.optimizer.currentData(),
+            aug = None if aug.is_identity else aug
+        val = self.val_share.value()
+        return TrainConfig(recipe=self.recipe(), epochs=self.epochs.value() or None,
+                           batch_size=self.batch_size.value() or None, lr=float(self.lr.value()) or None,
+                           val_split=None if val < 0 else val / 100, refit=self.refit.currentData(),
+                           optimizer=self.optimizer.currentData(),
                            image_size=self.image_size.value() or None, seed=self.seed.value(), augment=aug,
                            dropout=float(self.dropout.value()), weight_decay=float(self.weight_decay.value()),
-                           early_stopping=self.patience.value() or None, device=self.device_combo.currentData())
+                           early_stopping=self.patience.value() or None, device=self.device_combo.currentData(),
+                           mixed_precision=None if self.mixed_precision.isChecked() else False)
 
     def set_augment_config(self, d: dict | None) -> None:
         """Show the augmentation strengths set in the Dataset place: ``AugmentConfig.to_dict()``
@@ -488,6 +554,7 @@ class QtTrainingPanel(QWidget):
             return None
         self._reset_series()
         self.log.clear()
+        self._remember_recipe()
         return self._launch(self.config())
 
     def stop_training(self) -> None:
@@ -506,7 +573,7 @@ class QtTrainingPanel(QWidget):
             return None
         o, cfg = self.last_outcome, self._last_config
         done = o.first_epoch - 1 + o.epochs_run
-        planned = max(cfg.epochs or 1, done + 1)
+        planned = max(cfg.epochs or self._planned_total or 1, done + 1)
         resumed = TrainConfig(**{**cfg.__dict__, "epochs": planned})
         self._log(f"Resuming run {o.run_id} from its saved model: epochs {done + 1}–{planned}.")
         return self._launch(resumed, resume_model=o.model_path, epoch_offset=done, resumed_from=o.run_id,
@@ -597,7 +664,9 @@ class QtTrainingPanel(QWidget):
 
     @Slot(str, int, int)
     def _on_run_prepare_progressed(self, stage: str, done: int, total: int) -> None:
-        what = {"scan": "Reading images"}.get(stage, f"Computing {stage}")
+        what = {"scan": "Reading images", "scan test set": "Reading the test images",
+                "refit on all images": "Refitting on all images",
+                "choosing the head": "Choosing the head (cross-validation)"}.get(stage, f"Computing {stage}")
         self.progress.setFormat(f"{what}: {done} / {total}")
         self.progress.setValue(int(1000 * done / max(total, 1)))
 
@@ -605,8 +674,12 @@ class QtTrainingPanel(QWidget):
     def _on_run_train_started(self, logs: dict) -> None:
         self._t_train = time.perf_counter()
         self._train_images = logs.get("train_images", 0)
+        planned = int(logs.get("epochs", self._planned_total))  # the run's own count (auto: the policy's)
+        if planned != self._planned_total:
+            self._planned_total = planned
+            self._set_epoch_range()
         if self.run is not None:  # the batch plot's x axis: every batch this run plans, fixed
-            per_epoch = math.ceil(self._train_images / max(1, self.run.config.batch_size or 32))
+            per_epoch = math.ceil(self._train_images / max(1, int(logs.get("batch_size") or 32)))
             epochs = int(logs.get("epochs", 1)) - int(logs.get("first_epoch", 1)) + 1
             self._batch_xmax = max(10, len(self.batch_x) + max(1, epochs) * per_epoch)
             self.batch_plot.setXRange(0, self._batch_xmax, padding=0)
@@ -678,6 +751,8 @@ class QtTrainingPanel(QWidget):
                     f"{_fmt_duration(outcome.seconds)}")
             if outcome.best_epoch is not None:
                 text += f"; best epoch {outcome.best_epoch}"
+            if outcome.refit_epochs:
+                text += " (then refitted on all images)"
             if v:
                 text += f": validation accuracy {100 * v['accuracy']:.1f}%, macro F1 {v['macro_f1']:.3f}"
             if outcome.test:
@@ -814,31 +889,41 @@ class QtTrainingPanel(QWidget):
         size = self.image_size.value() or None
         dropout = float(self.dropout.value())
         root = os.fspath(self.root)
-        cached = self._median_side.get(root)
+        key = (root, recipe, size or 0)
+        cached = self._facts.get(key)
         self._summary_generation += 1
         gen = self._summary_generation
         self.summary_title.setText("Working out the network…")
 
-        def work(state) -> tuple[int, int, ModelSummary, int]:
-            s = size or RECIPE_DEFAULTS[recipe]["image_size"]
-            side = cached
-            if s is None:
-                side = side or median_image_side(root)
-                s = max(16, min(MAX_SCRATCH_SIZE, side))
+        def work(state) -> tuple:
+            facts = cached or glance_dataset(root, recipe, size)
             state.check()
-            return gen, root, s, recipe_summary(recipe, classes, s, 3, dropout), side or 0
+            return gen, key, facts, recipe_summary(recipe, classes, facts.image_size, 3, dropout)
 
         self._summary_job = run_job(work, on_finished=self._on_summary_finished,
                                     on_failed=lambda m, d: self.summary_title.setText(f"No summary: {m}"))
 
     def _on_summary_finished(self, result) -> None:
         # the project may have changed (or closed) while the summary was worked out
-        gen, root, size, summary, side = result
-        if side:
-            self._median_side[root] = side
+        gen, key, facts, summary = result
+        self._facts[key] = facts
         if gen != self._summary_generation or self.root is None:
             return
+        size = facts.image_size
+        if not self._recipe_touched:
+            suggested, why = default_recipe(facts)
+            self._recipe_touched = True
+            self._set_recipe_note(f"Suggested for this project: {why}.")
+            if suggested != self.recipe():
+                self._suggesting = True
+                try:
+                    self._set_recipe(suggested)  # computes the summary again, for that recipe
+                finally:
+                    self._suggesting = False
+                self._log(f"Recipe: {RECIPE_LABELS[suggested]} suggested for this project ({why}).")
+                return
         self.summary = summary
+        self._update_plan()
         recipe = self.recipe()
         t = self.summary_table
         t.setRowCount(len(summary.rows))
@@ -863,20 +948,84 @@ class QtTrainingPanel(QWidget):
 
     # ================================================================ helpers
     def _apply_recipe_defaults(self, recipe: str) -> None:
-        d = RECIPE_DEFAULTS[recipe]
-        self.epochs.setValue(d["epochs"])
-        self.lr.setValue(d["lr"])
-        self.batch_size.setValue(32)
-        self.image_size.setValue(d["image_size"] or 0)
+        for w in (self.epochs, self.batch_size, self.lr, self.val_share):
+            w.setValue(w.minimum())  # Auto
+        self.refit.setCurrentIndex(0)
+        self.aug_mode.setCurrentIndex(0)
+        self.image_size.setValue(RECIPE_DEFAULTS[recipe]["image_size"] or 0)
         self.dropout.setValue(DEFAULT_DROPOUT[recipe])
         self.weight_decay.setValue(1e-4)
         self.optimizer.setCurrentIndex(0)
         self.recipe_help.setText(M.RECIPE_HELP[recipe])
         self._schedule_summary()
+        self._update_plan()
+
+    def _set_recipe(self, recipe: str) -> None:
+        index = self.recipe_combo.findData(recipe)
+        if index >= 0 and index != self.recipe_combo.currentIndex():
+            self.recipe_combo.setCurrentIndex(index)
 
     @Slot(int)
     def _on_recipe_combo_changed(self, index: int) -> None:
+        if not self._suggesting:
+            self._recipe_touched = True  # chosen since the project opened: no suggestion overrides it
         self._apply_recipe_defaults(self.recipe())
+
+    @Slot(int)
+    def _on_recipe_combo_activated(self, index: int) -> None:
+        self._recipe_touched = True  # the user's choice: kept, and remembered for this project
+        self._set_recipe_note(None)
+        self._remember_recipe()
+
+    def _set_recipe_note(self, text: str | None) -> None:
+        self.recipe_note.setText(text or "")
+        self.recipe_note.setVisible(bool(text))
+
+    def _remembered_recipe(self) -> str | None:
+        if self.store is None or self.store.conn is None:
+            return None
+        try:
+            value = self.store.meta(RECIPE_META_KEY)
+        except StoreError:
+            return None
+        return value if value in RECIPE_LABELS else None
+
+    def _remember_recipe(self) -> None:
+        if self.store is None or self.store.read_only or self.store.conn is None:
+            return
+        try:
+            self.store.set_meta(RECIPE_META_KEY, self.recipe())
+        except StoreError:
+            pass  # a note is not worth an error: the next project open suggests a recipe again
+
+    @Slot()
+    def _on_aug_mode_changed(self, *args) -> None:
+        custom = self.aug_mode.currentData() == "custom"
+        for w in (*self.aug_fields.values(), self.aug_flip):
+            w.setEnabled(custom)
+        self._update_plan()
+
+    def _update_plan(self, *args) -> None:
+        """Show what Auto will choose for this project, with the reasons (the policy's own
+        sentences, from a glance at the data; training decides again from the full scan)."""
+        if not hasattr(self, "plan_label"):
+            return
+        facts = self._facts.get((os.fspath(self.root), self.recipe(), self.image_size.value() or 0)) \
+            if self.root is not None else None
+        if facts is None or facts.classes < 2:
+            self.plan_label.setText("Open a project with two or more class folders to see what Auto will choose.")
+            return
+        try:
+            plan = plan_training(self.config().resolved(), facts)
+        except TrainingError as e:
+            self.plan_label.setText(f"<span style='color:#b00020'>{escape(str(e))}</span>")
+            return
+        rows = []
+        for d in plan.decisions():
+            value = escape(describe_value(d.name, d.value))
+            state = "auto" if d.auto else "set"
+            rows.append(f"<b>{escape(d.name.capitalize())}</b>: {value} <i>({state}: {escape(d.reason)})</i>")
+        self.plan_label.setText("<br>".join(rows))
 
     def _on_browse_clicked(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "External test folder (one folder per class)",
@@ -918,12 +1067,20 @@ class QtTrainingPanel(QWidget):
             self.evaluation.set_cell_note("This run has no model file (it was not saved, or was deleted), so the "
                                           "images behind each cell cannot be shown.")
             return None
+        if m.get("refit_epochs"):
+            self.evaluation.set_cell_note("This run's final model was trained again on every image, the validation "
+                                          "images too, so scoring it on them now would flatter it. The scores shown "
+                                          "are from before the refit; the images behind each cell are known only "
+                                          "for runs of this session.")
+            return None
         data_dir = run.settings.get("dataset")
         if not data_dir or not os.path.isdir(data_dir):
             data_dir = os.fspath(self.root) if self.root is not None else None
         if data_dir is None:
             return None
-        val_split, seed = float(run.settings.get("val_split", 0.2)), int(run.settings.get("seed", 0))
+        # the share the run really used: auto's choice, recorded with the run (older runs: as set)
+        share = ((m.get("plan") or {}).get("validation share") or {}).get("value", run.settings.get("val_split"))
+        val_split, seed = float(0.2 if share is None else share), int(run.settings.get("seed", 0))
         test = m.get("test")
         gen, store = self._eval_generation, self.store
 
@@ -972,9 +1129,9 @@ class QtTrainingPanel(QWidget):
         self.start_button.setEnabled(not busy and self.root is not None)
         self.stop_button.setEnabled(busy)
         self.resume_button.setEnabled(self.can_resume())
-        for w in (self.recipe_combo, self.epochs, self.batch_size, self.lr, self.optimizer, self.image_size,
-                  self.dropout, self.weight_decay, self.patience, self.seed, self.aug_box, self.device_combo,
-                  self.test_dir):
+        for w in (self.recipe_combo, self.epochs, self.batch_size, self.lr, self.val_share, self.refit,
+                  self.optimizer, self.image_size, self.dropout, self.weight_decay, self.patience, self.seed,
+                  self.mixed_precision, self.aug_box, self.device_combo, self.test_dir):
             w.setEnabled(not busy)
 
     def _log(self, text: str) -> None:

@@ -47,9 +47,7 @@ import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Qt, Signal, Slot
 
 from ..core.callbacks import Callback, ModelCheckpoint
-from ..core.dataset import BatchSource, stratified_split
 from ..core.engine import TrainConfig, Trainer, TrainingError
-from ..core.preprocess import to_float
 from ..core.store import STORE_DIR, ProjectStore, StoreError
 from ..core.trained import TrainedModel
 from . import workers
@@ -193,28 +191,8 @@ class TrainingOutcome:
     skipped: int = 0
     error: str | None = None
     details: str | None = None  # traceback of an unexpected failure
-
-
-@torch.no_grad()
-def split_predictions(model: TrainedModel, scan, config: TrainConfig, device: torch.device | str) -> list[dict]:
-    """Per-image predictions on the validation split the engine used (same split function,
-    fraction and seed), for the confusion-matrix drill-down."""
-    _, val_idx = stratified_split(scan, config.val_split, config.seed)
-    if not len(val_idx):
-        return []
-    device = torch.device(device)
-    src = BatchSource(scan, val_idx, 64, image_size=model.image_size, channels=model.channels, device=device,
-                      shuffle=False)
-    net = model.network.eval()
-    out: list[dict] = []
-    classes = model.classes
-    for xb, yb, idx in src.batches(0):
-        probs = net(to_float(xb)).float().softmax(1).cpu()
-        conf, pred = probs.max(1)
-        for i, y, p, c in zip(idx.tolist(), yb.cpu().tolist(), pred.tolist(), conf.tolist()):
-            out.append({"path": str(scan.samples[i].path), "true": classes[y], "predicted": classes[p],
-                        "confidence": float(c)})
-    return out
+    plan: dict[str, Any] | None = None  # the settings the run used, auto or set, with the reasons
+    refit_epochs: int = 0  # the final model was trained again on every image for this many epochs
 
 
 class _Worker(QObject):
@@ -260,15 +238,18 @@ class _Worker(QObject):
             torch.set_num_threads(threads)
         user_stop = result.stopped and result.stop_reason is None
         status = "stopped" if user_stop else "finished"
+        error = None
+        if r.trainer.diverged:  # a failure, though the best model from before it is kept
+            status, error = "failed", f"{result.stop_reason} The best model before that (epoch {result.best_epoch}) " \
+                                      "was kept."
         model_path = None
         if result.epochs_run > 0 and r.model_path is not None:
             result.model.metrics["run_id"] = r.run_id
             result.model.save(r.model_path)  # atomic; replaces the checkpoint with the final best model
             model_path = str(r.model_path)
-        predictions = []
-        if result.epochs_run > 0:
-            dev = next(result.model.network.parameters()).device
-            predictions = split_predictions(result.model, result.scan, r.trainer.config, dev)
+        # the validation images' predictions by the model trained without them (a refitted
+        # model has seen them): the engine's, not worked out again here
+        predictions = list(result.val_predictions) if result.epochs_run > 0 else []
         result.model.network.to("cpu")  # what crosses to the GUI thread lives on the CPU
         r.model = result.model
         metrics = dict(result.model.metrics)
@@ -278,7 +259,9 @@ class _Worker(QObject):
             result.val_report.to_dict() if result.val_report else None,
             result.test_report.to_dict() if result.test_report else None,
             predictions, list(result.model.classes), result.best_epoch, result.epochs_run, r.epoch_offset + 1,
-            result.stop_reason, float(result.seconds), result.device, int(metrics.get("skipped_files", 0)))
+            result.stop_reason, float(result.seconds), result.device, int(metrics.get("skipped_files", 0)),
+            error=error, plan=result.plan.to_dict() if result.plan else None,
+            refit_epochs=result.refit_epochs)
 
 
 class TrainingRun(QObject):
@@ -447,6 +430,9 @@ class TrainingRun(QObject):
                 metrics["test"] = {k: outcome.test[k] for k in _REPORT_KEYS}
             if outcome.error:
                 metrics["error"] = outcome.error
+            if outcome.plan:
+                metrics["plan"] = outcome.plan
+            metrics["refit_epochs"] = outcome.refit_epochs
             try:
                 self.store.finish_run(self.run_id, status=outcome.status, seconds=round(outcome.seconds, 2),
                                       model_path=outcome.model_path, metrics=metrics)

@@ -42,41 +42,44 @@ def test_meta(quick_result):
         assert k in m
 
 
-def test_speed_part_has_product_and_plain_rows(quick_result):
-    parts = quick_result["speed"]
-    assert [p["dataset"]["name"] for p in parts] == ["digits"]
-    part = parts[0]
-    assert part["dataset"]["train_images"] > 0 and part["dataset"]["test_images"] > 0
-    kinds = [r["kind"] for r in part["rows"]]
-    assert kinds.count("product") == 2 and kinds.count("plain") == 1
-    for r in part["rows"]:
-        assert r["epochs"] == 1
-        assert _number(r["images_per_second"]) and r["images_per_second"] > 0
-        assert _number(r["test_accuracy"]) and 0 <= r["test_accuracy"] <= 1
-        assert r["test_count"] == part["dataset"]["test_images"]
-        assert _number(r["train_seconds"])
-        assert isinstance(r["command"], list) and r["command"]
-    product = [r for r in part["rows"] if r["kind"] == "product"]
-    assert any("--no-augment" in r["flags"] for r in product)
-    assert all("train" in r["command"] and "--test-dir" in r["command"] for r in product)
-    assert len(part["comparisons"]) == 2
-    for c in part["comparisons"]:
+def test_scratch_part_has_product_and_plain_rows(quick_result):
+    parts = quick_result["scratch"]
+    assert [p["dataset"]["name"] for p in parts] == ["digits", "faces"]
+    for part in parts:
+        assert part["dataset"]["train_images"] > 0 and part["dataset"]["test_images"] > 0
+        assert [r["kind"] for r in part["rows"]] == ["product", "plain"]
+        for r in part["rows"]:
+            assert r["epochs"] == 1
+            assert _number(r["images_per_second"]) and r["images_per_second"] > 0
+            assert _number(r["test_accuracy"]) and 0 <= r["test_accuracy"] <= 1
+            assert r["test_count"] == part["dataset"]["test_images"]
+            assert _number(r["train_seconds"])
+            assert isinstance(r["command"], list) and r["command"]
+        product = part["rows"][0]
+        assert product["flags"] == []  # the defaults: nothing but the epochs is set
+        assert "train" in product["command"] and "--test-dir" in product["command"]
+        c = part["comparison"]
         assert _number(c["images_per_second_ratio"]) and _number(c["test_accuracy_diff_points"])
         assert isinstance(c["meets_bar"], bool)
 
 
-def test_transfer_part_has_both_recipes(quick_result):
+def test_transfer_part_compares_with_the_linear_baseline(quick_result):
     parts = quick_result["transfer"]
-    assert [p["dataset"]["name"] for p in parts] == ["faces"]
-    rows = parts[0]["rows"]
-    assert [r["recipe"] for r in rows] == ["transfer", "transfer", "scratch"]
-    assert "--no-augment" in rows[1]["flags"]
-    for r in rows:
-        assert _number(r["test_accuracy"])
+    assert [p["dataset"]["name"] for p in parts] == ["digits", "faces"]
+    for part in parts:
+        product, base = part["rows"]
+        assert product["recipe"] == "transfer" and base["kind"] == "baseline"
+        assert any("linear_baseline.py" in x for x in base["command"])
+        for r in (product, base):
+            assert _number(r["test_accuracy"]) and r["test_count"] == part["dataset"]["test_images"]
         for k in ("total_seconds", "prepare_seconds", "feature_seconds", "epoch_seconds", "evaluate_seconds"):
-            assert _number(r[k]) and r[k] >= 0, k
-    c = parts[0]["comparison"]
-    assert _number(c["transfer_minus_scratch_points"]) and isinstance(c["meets_bar"], bool)
+            assert _number(product[k]) and product[k] >= 0, k
+        assert product["head"]
+        c = part["comparison"]
+        assert _number(c["test_accuracy_diff_points"]) and isinstance(c["meets_bar"], bool)
+    table = subprocess.run([sys.executable, str(COMPARE), "--render", "-"], input=json.dumps(quick_result),
+                           capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0 and "digits" in table.stdout and "B transfer" in table.stdout
 
 
 def test_datasets_are_deterministic_class_folders(tmp_path):

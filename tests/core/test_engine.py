@@ -56,6 +56,10 @@ def quick(recipe="scratch", **kw) -> TrainConfig:
     kw.setdefault("batch_size", 16)
     kw.setdefault("augment", None)
     kw.setdefault("device", "cpu")
+    # the engine's mechanics, not the policy's choices (tests/core/test_policy.py)
+    kw.setdefault("lr", 1e-3 if recipe == "scratch" else 3e-3)
+    kw.setdefault("val_split", 0.2)
+    kw.setdefault("refit", False)
     return TrainConfig(recipe=recipe, **kw)
 
 

@@ -60,8 +60,8 @@ def project(tmp_path):
 def panel(qtbot, project):
     root, store = project
     _win, panel = make_panel(qtbot, root, store)
-    panel.recipe_combo.setCurrentIndex(panel.recipe_combo.findData("scratch"))
-    panel.aug_box.setChecked(False)
+    panel.choose_recipe("scratch")
+    panel.aug_mode.setCurrentIndex(panel.aug_mode.findData("off"))
     panel.device_combo.setCurrentIndex(panel.device_combo.findData("cpu"))
     panel.batch_size.setValue(4)
     panel.lr.setValue(0.003)
@@ -179,8 +179,8 @@ def test_summary_shows_the_network_before_training(qtbot, panel):
     assert "Conv2d" in types and "Linear" in types
     assert "Total parameters" in panel.summary_totals.text()
     assert panel.summary.trainable_params == panel.summary.total_params
-    panel.recipe_combo.setCurrentIndex(panel.recipe_combo.findData("transfer"))
-    assert panel.image_size.value() == 224 and panel.epochs.value() == 20
+    panel.choose_recipe("transfer")
+    assert panel.image_size.value() == 224 and panel.epochs.value() == 0 and panel.epochs.text() == "Auto"
     assert "ImageNet" in panel.recipe_help.text()
     qtbot.waitUntil(lambda: panel.summary is not None and panel.summary.frozen_params > 0, timeout=30000)
     states = {panel.summary_table.item(r, 4).text() for r in range(panel.summary_table.rowCount())}
@@ -273,7 +273,7 @@ def test_augmentation_set_in_the_dataset_place_reaches_training(qtbot, panel):
               "horizontal_flip": False, "brightness": 0.8, "contrast": 0.4}
     preview.set_config(wanted)
     save_augment_config(preview.config_dict(), QSettings())
-    panel.aug_box.setChecked(True)
+    panel.aug_mode.setCurrentIndex(panel.aug_mode.findData("custom"))
     panel.set_augment_config(load_augment_config(QSettings()))
     assert panel.aug_fields["brightness"].value() == 80 and panel.aug_fields["rotation"].value() == 35
     assert not panel.aug_flip.isChecked()
@@ -289,7 +289,7 @@ def test_augmentation_set_in_the_dataset_place_reaches_training(qtbot, panel):
     # "All off" in the preview turns every strength off here too
     preview.set_all_off()
     panel.set_augment_config(preview.config_dict())
-    assert panel.config().augment.is_identity
+    assert panel.config().augment is None  # every strength 0: no augmentation
 
 
 def test_shutdown_closes_the_evaluation_thumbnail_loader(qtbot, panel, project):
