@@ -367,6 +367,9 @@ def _train(a: argparse.Namespace, world) -> int:
         t = result.test_report
         summary["test"] = {"accuracy": t.accuracy, "macro_f1": t.macro_f1, "count": t.count,
                            "per_class": t.per_class, "confusion_matrix": t.confusion_matrix}
+    if result.test_before_refit is not None:
+        t = result.test_before_refit
+        summary["test_before_refit"] = {"accuracy": t.accuracy, "macro_f1": t.macro_f1, "count": t.count}
     if a.json:
         print(json.dumps({"summary": summary}), flush=True)
     else:

@@ -294,6 +294,11 @@ class BatchSource:
                 if len(idx):
                     t = torch.from_numpy(idx)
                     yield x.to(self.device), self.labels[t].to(self.device), idx, chunks[k][1]
+                elif self.shard is not None and self.shuffle:
+                    # every process takes every step: one with nothing to train on cannot go on
+                    raise TooManyBadFiles(f"none of the {len(chunks[k][0])} images of this process's share of a "
+                                          "batch could be read: " + "; ".join(
+                                              f"{p}: {r}" for p, r in list(self.failures.items())[-3:]))
 
     def _load(self, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         from .preprocess import load_input

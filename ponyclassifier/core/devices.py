@@ -67,7 +67,9 @@ class Precision:
         self.dtype = None
         self.scaler = None
         if self.enabled:
-            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            # bfloat16 where the tensor cores do it (Ampere and later); emulated bfloat16 is slow
+            major = torch.cuda.get_device_capability(device)[0]
+            self.dtype = torch.bfloat16 if major >= 8 else torch.float16
             if self.dtype == torch.float16:
                 self.scaler = torch.amp.GradScaler("cuda")
         self.asked_but_unavailable = bool(wanted) and not self.enabled

@@ -25,7 +25,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -85,14 +84,16 @@ class World:
         t = torch.tensor([1.0 if flag else 0.0], device=device)
         return bool(self.sum_(t).item() > 0)
 
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
-
-    # ---------------------------------------------------------------------- sharing
-    def shard(self, items: np.ndarray) -> np.ndarray:
-        """This process's share of ``items``: every N-th, starting at its rank."""
-        return items[self.rank::self.size] if self.distributed else items
+    def merge_dicts(self, d: dict) -> dict:
+        """Every process's ``d`` merged (small dicts: the unreadable files each one met)."""
+        if not self.distributed:
+            return d
+        parts: list = [None] * self.size
+        dist.all_gather_object(parts, d)
+        merged: dict = {}
+        for part in parts:
+            merged.update(part or {})
+        return merged
 
 
 SINGLE = World()

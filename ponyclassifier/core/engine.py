@@ -53,6 +53,7 @@ from .evaluate import evaluate_model, evaluate_source, evaluate_split, per_image
 from .folders import class_files, list_class_folders
 from .images import ImageError, decode_image
 from .metrics import Report
+from .modelfile import first_non_finite
 from .optim import OPTIMIZERS, make_optimizer, one_cycle, pct_start
 from .policy import AUTO, DataFacts, TrainingPlan, plan_training
 from .preprocess import to_float
@@ -170,6 +171,7 @@ class TrainResult:
     # the validation images' predictions by the model trained without them
     val_predictions: list[dict[str, Any]] = field(default_factory=list)
     refit_epochs: int = 0
+    test_before_refit: Report | None = None  # the external test score of the model the validation figures are of
 
 
 def _sample(root: str | os.PathLike, limit: int) -> tuple[dict[str, int], list[int], list[bool]]:
@@ -327,10 +329,12 @@ class Trainer:
                                    f"{', '.join(classes[:5])}{'...' if len(classes) > 5 else ''}")
 
         head_spec = None
-        if cfg.recipe == "transfer" and cfg.head != AUTO:
+        if cfg.recipe == "transfer" and initial_model is not None:
+            head_spec = _resumed_head(initial_model)  # a resumed run keeps the head its model has
+            if cfg.head != AUTO and cfg.head != head_spec.key:
+                raise TrainingError(f"cannot resume with head {cfg.head!r}: the saved model has {head_spec.key!r}")
+        elif cfg.recipe == "transfer" and cfg.head != AUTO:
             head_spec = headselect.spec_for(cfg.head)
-        elif cfg.recipe == "transfer" and initial_model is not None:
-            head_spec = _resumed_head(initial_model)
         if isinstance(initial_model, TrainedModel):
             arch = dict(initial_model.architecture)
         else:
@@ -354,8 +358,7 @@ class Trainer:
                                     "precision": precision.describe(), "processes": world.size}
         self._state = {"net": net, "classes": classes, "arch": arch, "image_size": size, "channels": channels,
                        "threshold": cfg.unsure_threshold or default_unsure_threshold(len(classes)),
-                       "training": training, "history": history, "head": head_spec,
-                       "resumed": initial_model is not None}
+                       "training": training, "history": history, "head": head_spec}
         if head_spec is not None:
             training["head_choice"] = {"choice": head_spec.key, "name": head_spec.name, "cross_validation": {},
                                        "folds": 0}
@@ -372,57 +375,74 @@ class Trainer:
         train_src = self._source(report, train_idx, batch_size, size, channels, device, shuffle=True)
         val_src = self._source(report, val_idx, batch_size, size, channels, device, shuffle=False)
         best = {"score": None, "state": None, "epoch": None}
-        epoch = initial_epoch  # the last epoch completed, numbered over the whole (resumed) run
         cb.on_train_begin({"epochs": epochs_total, "initial_epoch": initial_epoch, "train_images": len(train_idx),
                            "val_images": len(val_idx), "device": device_description(device), "recipe": cfg.recipe,
                            "batch_size": batch_size, "refit": bool(plan.refit.value)})
         phase_start = 0
-        self._phase_feats: dict[str, Any] = {}
+        self._refit_feats = None  # the transfer head's cached features, kept for its refit
+        self._test_feats = None
+        try:
+            return self._fit_rest(cfg, world, cb, history, report, plan, phases, train_idx, val_idx, net, size,
+                                  channels, classes, device, precision, train_src, val_src, test_report_scan, best,
+                                  initial_epoch, batch_size, training, lr, t_start)
+        finally:
+            # cached features can be gigabytes on the GPU: never kept past the run
+            self._val_cache = self._refit_feats = self._test_feats = None
+
+    def _fit_rest(self, cfg, world, cb, history, report, plan, phases, train_idx, val_idx, net, size, channels,
+                  classes, device, precision, train_src, val_src, test_report_scan, best, initial_epoch, batch_size,
+                  training, lr, t_start) -> "TrainResult":
+        epoch = initial_epoch  # the last epoch completed, numbered over the whole (resumed) run
+        phase_start = 0
         for phase, n_epochs, point, phase_lr in phases:
             skip = min(n_epochs, max(0, initial_epoch - phase_start))  # this phase's epochs done before
             phase_start += n_epochs
-            if n_epochs - skip <= 0 or self.should_stop:
+            if n_epochs - skip <= 0 or self._stopping(device):
                 continue
             done, batch_size = self._run_phase(phase, n_epochs, point, phase_lr, net, train_src, val_src, device,
                                                precision, cb, best, epoch, batch_size, skip)
             epoch += done
         epochs_run = epoch - initial_epoch
         if epochs_run == 0 and self.stop_reason and not self.stop_reason.startswith("early"):
-            raise (TrainingDiverged if self._diverged else TrainingError)(self.stop_reason)
+            raise (TrainingDiverged if self.diverged else TrainingError)(self.stop_reason)
         if best["state"] is not None:
             net.load_state_dict(best["state"])
         net.eval()
 
-        failures = lambda: {**train_src.failures, **val_src.failures}  # noqa: E731
         val_report, val_predictions = None, []
-        if len(val_idx):
+        if len(val_idx) and epochs_run > 0:
             p, y, idx = self._oom_retry("the validation report", cb, device, [val_src],
                                         lambda: self._val_predictions(net, val_src, precision))
             val_report = report_from(p, y, idx, report)
             val_predictions = per_image(p, y, idx, report)
 
-        refit_epochs = 0
-        plan_refit = bool(plan.refit.value) and best["epoch"] is not None and not self.should_stop
-        if plan_refit:
-            refit_epochs = self._refit(net, phases, best, initial_epoch, report, train_idx, val_idx, size, channels,
-                                       device, precision, cb, batch_size)
-        test_report = None
-        if test_report_scan is not None and not (self.should_stop and best["state"] is None and epochs_run == 0):
+        test_src = None
+        if test_report_scan is not None and epochs_run > 0:
             test_src = self._source(test_report_scan, np.arange(len(test_report_scan.samples)), batch_size, size,
                                     channels, device, shuffle=False)
+        # early stopping ends the epochs, not the run: the refit still comes
+        early = self.should_stop and (self.stop_reason or "").startswith("early stopping")
+        refit_epochs, test_before = 0, None
+        if plan.refit.value and best["epoch"] is not None and (not self._stopping(device) or early):
+            if test_src is not None:  # the held-out model's test score too: the validation-test gap is of one model
+                p, y, idx = self._oom_retry("the test report", cb, device, [test_src],
+                                            lambda: self._test_predictions(net, test_src, precision, cb))
+                test_before = report_from(p, y, idx, test_report_scan)
+            refit_epochs = self._refit(net, phases, best, report, train_idx, val_idx, size, channels, device,
+                                       precision, cb, batch_size)
+        test_report = None
+        if test_src is not None:
             p, y, idx = self._oom_retry("the test report", cb, device, [test_src],
-                                        lambda: self._val_predictions(net, test_src, precision))
+                                        lambda: self._test_predictions(net, test_src, precision, cb))
             test_report = report_from(p, y, idx, test_report_scan)
-            test_failures = test_src.failures
-        else:
-            test_failures = {}
-        skipped = list(report.skipped) + [SkippedFile(q, r) for q, r in failures().items()]
-        if test_report_scan is not None:
-            skipped += list(test_report_scan.skipped) + [SkippedFile(q, r) for q, r in test_failures.items()]
-        try:
-            self._check_finite(net, epoch, None)
-        except _Diverged as d:  # never hand out (or let anyone save) a model that is not numbers
-            raise TrainingDiverged(self._diverged_message(d, lr, precision)) from None
+        failures = {**train_src.failures, **val_src.failures, **(test_src.failures if test_src is not None else {})}
+        failures = world.merge_dicts(failures)  # every process's unreadable files, not one's share
+        skipped = list(report.skipped) + (list(test_report_scan.skipped) if test_report_scan is not None else []) \
+            + [SkippedFile(q, r) for q, r in failures.items()]
+        bad = first_non_finite(net.state_dict())
+        if bad is not None:  # never hand out (or let anyone save) a model that is not numbers
+            raise TrainingDiverged(self._diverged_message(
+                _Diverged(f"the weights ({bad}) are no longer finite numbers", epoch, None), lr, precision))
 
         seconds = time.perf_counter() - t_start
         metrics: dict[str, Any] = {"best_epoch": best["epoch"], "epochs_run": epochs_run,
@@ -433,26 +453,32 @@ class Trainer:
             metrics["validation"] = _compact(val_report)
         if test_report:
             metrics["test"] = _compact(test_report)
+        if test_before is not None:
+            metrics["test_before_refit"] = _compact(test_before)
         training["batch_size_used"] = batch_size
         training["refit"] = {"epochs": refit_epochs, "images": int(len(train_idx) + len(val_idx))} if refit_epochs \
             else None
-        model = TrainedModel(network=_unwrap(net), classes=classes, recipe=cfg.recipe, architecture=self._state["arch"],
+        model = TrainedModel(network=net, classes=classes, recipe=cfg.recipe, architecture=self._state["arch"],
                              image_size=size, channels=channels, unsure_threshold=self._state["threshold"],
                              training=training, metrics=metrics, history=copy.deepcopy(history.history))
         cb.on_train_end({"epochs_run": epochs_run, "best_epoch": best["epoch"], "seconds": seconds,
                          "refit_epochs": refit_epochs})
         return TrainResult(model, history.history, val_report, test_report, skipped, best["epoch"], epochs_run,
                            self.should_stop, self.stop_reason, seconds, device_description(device), report, plan,
-                           val_predictions, refit_epochs)
+                           val_predictions, refit_epochs, test_before)
 
     # ------------------------------------------------------------------ pieces
     def _device(self) -> torch.device:
         cfg, world = self.config, self.world
-        if world.distributed and cfg.device in ("auto", "cuda") and torch.cuda.is_available():
-            return torch.device("cuda", world.local_rank)
-        if world.distributed and cfg.device == "auto":
-            return torch.device("cpu")
-        return select_device(cfg.device)
+        if not world.distributed:
+            return select_device(cfg.device)
+        if cfg.device == "mps":
+            raise TrainingError("several processes train on CUDA GPUs or on the CPU, not on Apple MPS")
+        if cfg.device != "cpu" and torch.cuda.is_available():
+            return torch.device("cuda", world.local_rank)  # one GPU per process, whatever cuda:N said
+        if cfg.device.startswith("cuda"):
+            raise TrainingError(f"--device {cfg.device} was asked for, but no CUDA GPU is available")
+        return torch.device("cpu")
 
     def _source(self, report, idx, batch_size, size, channels, device, *, shuffle) -> BatchSource:
         cfg = self.config
@@ -470,7 +496,6 @@ class Trainer:
         """The last fit stopped because the loss or the weights stopped being finite."""
         return getattr(self, "_diverged_flag", False)
 
-    _diverged = diverged
 
     def _head_lr(self, phase: str, lr: float) -> float:
         """The transfer head's rate: the recipe's, scaled as its head needs."""
@@ -491,14 +516,7 @@ class Trainer:
         cached = self._val_cache
         if cached is not None and src is cached[2]:
             suffix, (table, labels, idx) = cached[0], cached[1]
-            suffix.eval()
-            probs = []
-            with torch.no_grad():
-                for i in range(0, len(labels), 256):
-                    with precision.autocast():
-                        probs.append(suffix(table[i:i + 256]).float().softmax(1))
-            p = torch.cat(probs) if probs else torch.zeros((0, len(src.report.classes)), device=table.device)
-            return p.cpu().numpy(), labels.cpu().numpy(), idx
+            return self._suffix_predictions(suffix, table, labels, idx, precision, src.batch_size)
         return predict_source(net, src, precision, world=self.world)
 
     def _oom_retry(self, what: str, cb: Callback, device: torch.device, sources: list[BatchSource],
@@ -507,7 +525,7 @@ class Trainer:
         while True:
             try:
                 return run()
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:
                 pass
             # outside the except block, so the failed attempt's tensors are freed first
             if device.type == "cuda":
@@ -521,10 +539,10 @@ class Trainer:
             self._message(cb, f"Out of GPU memory while computing {what}: batch size halved to {size // 2}; "
                               "starting that again.")
 
-    def _check_finite(self, net: nn.Module, epoch: int, batch: int | None) -> None:
-        for name, t in net.state_dict().items():
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise _Diverged(f"the weights ({name}) are no longer finite numbers", epoch, batch)
+    def _check_finite(self, net: nn.Module, epoch: int) -> None:
+        bad = first_non_finite(net.state_dict())
+        if bad is not None:
+            raise _Diverged(f"the weights ({bad}) are no longer finite numbers", epoch, None)
 
     def _diverged_message(self, d: _Diverged, lr: float, precision: Precision) -> str:
         where = f"epoch {d.epoch}" + (f", batch {d.batch + 1}" if d.batch is not None else "")
@@ -544,12 +562,14 @@ class Trainer:
         if not frozen_prefix:
             self._val_cache = None  # a phase that trains the whole network makes old features stale
         aug_cfg = self.plan.augment.value
-        augmenter = build_augmenter(aug_cfg, seed=cfg.seed + epoch0, device=device)
+        rank = self.world.rank  # each process draws its own augmentations and dropout masks
+        augmenter = build_augmenter(aug_cfg, seed=cfg.seed + epoch0 + 7919 * rank, device=device)
 
         train_feats = val_feats = None
         if frozen_prefix and features is not None:
             train_feats, val_feats = features
         elif frozen_prefix:
+            self._val_cache = None  # features of this phase's prefix replace any earlier ones
             copies = 1
             if augmenter is not None:
                 copies = cfg.aug_copies or min(n_epochs, 3)
@@ -571,9 +591,10 @@ class Trainer:
                     # The prefix stays frozen from here to the end of training (in both fine-tune
                     # phases), so these features also serve the final evaluation.
                     self._val_cache = (suffix, (*val_feats, val_idx), val_src)
-            if self.should_stop:
+            if self._stopping(device):
                 return 0, batch_size
-            self._phase_feats[phase] = (train_feats, val_feats)
+            if phase == "head" and cfg.recipe == "transfer" and self.plan.refit.value:
+                self._refit_feats = (train_feats, val_feats)
             if phase == "head" and cfg.recipe == "transfer" and self._state["head"] is None:
                 self._choose_head(net, train_feats[0], lr, batch_size, cb)
                 prefix, suffix, trainable = M.set_trainable(net, point)
@@ -592,9 +613,11 @@ class Trainer:
         steps = lambda b: max(1, math.ceil(n_train / b))  # noqa: E731
         opt = make_optimizer(cfg.optimizer, params, lr, cfg.weight_decay)
         sched = one_cycle(opt, lr, n_epochs * steps(batch_size) + 1, pct_start(n_epochs), skip * steps(batch_size))
+        if self.world.distributed:
+            torch.manual_seed(cfg.seed + 7919 * (rank + 1) + epoch0)  # dropout masks differ between processes
         done = 0
         last = n_epochs - skip if limit is None else min(limit, n_epochs - skip)
-        while done < last and not self.should_stop:
+        while done < last and not self._stopping(device):
             epoch = epoch0 + done + 1
             cb.on_epoch_begin(epoch, {"phase": phase})
             t0 = time.perf_counter()
@@ -602,10 +625,12 @@ class Trainer:
                 tr = self._train_epoch(model, net, frozen_prefix, train_src, train_feats, augmenter, opt, sched,
                                        device, precision, cb, epoch, batch_size, trainable)
                 if tr is not None:
-                    self._check_finite(net, epoch, None)
-            except torch.OutOfMemoryError:
+                    self._check_finite(net, epoch)
+            except torch.cuda.OutOfMemoryError:
                 oom = True
             except TooManyBadFiles as e:  # stop with the report; the best model so far is kept
+                if self.world.distributed:  # the other processes cannot go on without this one's share
+                    raise TrainingError(str(e)) from None
                 self.stop_reason = str(e)
                 self.should_stop = True
                 self._message(cb, str(e))
@@ -618,10 +643,11 @@ class Trainer:
             if oom:  # handled outside the except block so the failed step's tensors are freed
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-                if self.world.distributed or batch_size // 2 < MIN_BATCH_SIZE:
-                    self.stop_reason = (f"out of GPU memory even with batches of {batch_size}; stopped, best model "
-                                        "kept" + (" (several processes: start with a smaller --batch-size)"
-                                                  if self.world.distributed else ""))
+                if self.world.distributed:  # a halved batch on one process would leave the others waiting
+                    raise TrainingError(f"out of GPU memory with batches of {batch_size} shared by "
+                                        f"{self.world.size} processes; start with a smaller --batch-size")
+                if batch_size // 2 < MIN_BATCH_SIZE:
+                    self.stop_reason = f"out of GPU memory even with batches of {batch_size}; stopped, best model kept"
                     self.should_stop = True
                     self._message(cb, self.stop_reason)
                     break
@@ -654,7 +680,7 @@ class Trainer:
                 score = (logs["val_accuracy"], -logs["val_loss"]) if has_val else (0.0, -logs["train_loss"])
                 if best["score"] is None or score > best["score"]:
                     best.update(score=score, epoch=epoch,
-                                state={k: v.detach().clone() for k, v in _unwrap(net).state_dict().items()})
+                                state={k: v.detach().clone() for k, v in net.state_dict().items()})
             cb.on_epoch_end(epoch, logs)
         return done, batch_size
 
@@ -687,13 +713,14 @@ class Trainer:
                                            extra["head_dropout"]).to(device)
             self._state["arch"] = arch
 
-    def _refit(self, net, phases, best, initial_epoch, report, train_idx, val_idx, size, channels, device, precision,
-               cb, batch_size) -> int:
+    def _refit(self, net, phases, best, report, train_idx, val_idx, size, channels, device, precision, cb,
+               batch_size) -> int:
         """Train again on the training and validation images, on the same schedule, up to the
         epoch the validation images chose: the run that was chosen, with a fifth more images.
-        The final model; the held-out model is kept if stopped or diverged."""
+        The final model. If it is stopped or diverges, the held-out model stays the model and
+        the run still counts as done (the refit is said to have failed)."""
         cfg = self.config
-        kept = {k: v.detach().clone() for k, v in _unwrap(net).state_dict().items()}
+        kept = {k: v.detach().clone() for k, v in net.state_dict().items()}
         n_epochs = int(best["epoch"])  # epochs of the whole run that the validation images chose
         all_idx = np.sort(np.concatenate([train_idx, val_idx]))
         stage = "refit on all images"
@@ -704,29 +731,55 @@ class Trainer:
         phase, planned, point, lr = phases[0]
         features = None
         if cfg.recipe == "transfer":
-            train_feats, val_feats = self._phase_feats["head"]
+            train_feats, val_feats = self._refit_feats
             # every cached copy of the training features, plus the validation features
             features = ([(torch.cat([t, val_feats[0]]), torch.cat([y, val_feats[1]])) for t, y in train_feats], None)
             _reset_parameters(net._fc, cfg.seed)
         else:
             torch.manual_seed(cfg.seed)
-            fresh = M.build_model(self._state["arch"])
-            net.load_state_dict(fresh.state_dict())
+            net.load_state_dict(M.build_model(self._state["arch"]).state_dict())
         progress = _Progress(cb, stage, n_epochs * len(all_idx))
-        quiet = CallbackList([progress], self)
-        saved_stop = self.should_stop
+        before = (self.should_stop, self.stop_reason, self._diverged_flag)
+        self.should_stop = False  # an early stop ended the epochs; the refit has its own count
         self._val_cache = None
-        done, _ = self._run_phase(phase, planned, point, lr, net, all_src, empty, device, precision, quiet,
-                                  {"score": None}, 0, batch_size, select_best=False, features=features,
-                                  limit=n_epochs)
+        done, _ = self._run_phase(phase, planned, point, lr, net, all_src, empty, device, precision,
+                                  CallbackList([progress], self), {"score": None}, 0, batch_size, select_best=False,
+                                  features=features, limit=n_epochs)
+        user_stop = self.should_stop and self.stop_reason == before[1] and not self._diverged_flag
         if done < n_epochs or self.should_stop:
-            _unwrap(net).load_state_dict(kept)  # stopped or diverged: the held-out model stays the model
-            if self._diverged:
-                self._message(cb, "The refit diverged; the model trained without the validation images is kept.")
-            self.should_stop = saved_stop or self.should_stop
+            net.load_state_dict(kept)  # the held-out model stays the model
+            why = ("it was stopped" if user_stop else self.stop_reason or "it could not finish")
+            self._message(cb, f"The refit did not finish ({why}); the model trained without the validation images "
+                              "is kept.")
+            self.should_stop = before[0] or user_stop
+            self.stop_reason, self._diverged_flag = before[1], before[2]
             return 0
+        self.should_stop, self.stop_reason, self._diverged_flag = before
         cb.on_prepare_progress(stage, progress.total, progress.total)
         return n_epochs
+
+    def _test_predictions(self, net, src, precision, cb):
+        """The external test set through ``net``; with a frozen base (transfer), the base's
+        outputs are computed once and kept, so scoring the model before and after a refit
+        costs one pass through the base."""
+        if self.config.recipe != "transfer":
+            return predict_source(net, src, precision, world=self.world)
+        prefix, suffix = net.split(None)
+        if self._test_feats is None:
+            self._test_feats = self._prefix_outputs(prefix, src, None, src.device, precision, cb, "test features")
+        table, labels, idx = self._test_feats
+        return self._suffix_predictions(suffix, table, labels, idx, precision, src.batch_size)
+
+    @torch.no_grad()
+    def _suffix_predictions(self, suffix, table, labels, idx, precision, batch_size):
+        suffix.eval()
+        chunk = max(1, 8 * batch_size)
+        probs = []
+        for i in range(0, len(labels), chunk):
+            with precision.autocast():
+                probs.append(suffix(table[i:i + chunk]).float().softmax(1))
+        p = torch.cat(probs) if probs else torch.zeros((0, self._state["arch"]["num_classes"]), device=table.device)
+        return p.cpu().numpy(), labels.cpu().numpy(), np.asarray(idx)
 
     def _train_epoch(self, model, net, frozen_prefix, src, feats, augmenter, opt, sched, device, precision, cb,
                      epoch, batch_size, trainable):
@@ -751,6 +804,8 @@ class Trainer:
             with precision.autocast():
                 logits = model(x)
             loss_vec = F.cross_entropy(logits.float(), y, label_smoothing=smoothing, reduction="none")
+            if not world.distributed:
+                global_n = len(y)  # the images that could be read
             # this process's share of the global batch's mean: DDP averages over processes
             loss = loss_vec.sum() * (world.size / global_n)
             opt.zero_grad(set_to_none=True)
@@ -812,7 +867,7 @@ class Trainer:
         total = len(src.indices)
         done = 0
         for xb, yb, idx in src.batches(0, in_order=True):
-            if self.should_stop:
+            if self.should_stop and not self.world.distributed:  # several processes finish the pass together
                 break
             x = to_float(xb)
             if augmenter is not None:
@@ -849,7 +904,8 @@ class Trainer:
             order = torch.arange(len(labels), device=table.device)
             if self.world.distributed:
                 order = order[self.world.rank::self.world.size]
-            batches = ((table[order[i:i + 256]], labels[order[i:i + 256]]) for i in range(0, len(order), 256))
+            chunk = max(1, 8 * src.batch_size)  # halved with the batch after running out of memory
+            batches = ((table[order[i:i + chunk]], labels[order[i:i + chunk]]) for i in range(0, len(order), chunk))
         else:
             batches = ((to_float(xb), yb) for xb, yb, _ in src.batches(0))
         for x, y in batches:
@@ -873,10 +929,6 @@ def _resumed_head(initial: TrainedModel | dict[str, torch.Tensor]) -> headselect
     else:
         hidden = 1 if any(k.startswith("_fc.0.") for k in initial) else 0
     return headselect.spec_for("mlp-smooth" if hidden else "linear-smooth")
-
-
-def _unwrap(net: nn.Module) -> nn.Module:
-    return getattr(net, "module", net)
 
 
 def _reset_parameters(module: nn.Module, seed: int) -> None:

@@ -607,6 +607,7 @@ class MainWindow(QMainWindow):
         if self.browser.listing:
             return
         self._refresh_explain_samples()
+        self.training.dataset_changed()  # the Auto settings follow the data
         self.count_label.setText(f"{n:,} image{'s' if n != 1 else ''} in {c} class{'es' if c != 1 else ''}")
 
     def _on_browser_status_message(self, text: str, ms: int) -> None:

@@ -40,9 +40,11 @@ def _num(v: float | None, fmt: str) -> str:
 
 
 def _used(run: Run, plan_name: str, setting: str) -> Any:
-    """What a run really used: auto's choice (recorded with the run), else the setting."""
-    plan = (run.metrics or {}).get("plan") or {}
-    value = (plan.get(plan_name) or {}).get("value")
+    """What a run really used: a halved batch, auto's choice (recorded with the run), else the setting."""
+    metrics = run.metrics or {}
+    value = metrics.get("batch_size_used") if setting == "batch_size" else None
+    if value is None:
+        value = ((metrics.get("plan") or {}).get(plan_name) or {}).get("value")
     if value is None:
         value = run.settings.get(setting)
     return "" if value is None else value

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import time
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,11 @@ def device_choices() -> list[tuple[str, str]]:
     return out
 
 
+def _training_size(facts: DataFacts, recipe: str, size: int | None) -> int:
+    """The size a run trains at: as set, the recipe's, or (scratch) the pictures' own up to 150 px."""
+    return size or RECIPE_DEFAULTS[recipe]["image_size"] or max(16, min(MAX_SCRATCH_SIZE, facts.source_side))
+
+
 def _nice_ceiling(v: float) -> float:
     """The smallest of 1, 1.5, 2, 3, 5, 7.5 times a power of ten that is at least ``v``."""
     if not math.isfinite(v) or v <= 0:
@@ -126,9 +133,10 @@ class QtTrainingPanel(QWidget):
         self._last_config: TrainConfig | None = None
         self._summary_job = None
         self._summary_generation = 0
-        self._facts: dict[tuple[str, str, int], DataFacts] = {}  # (root, recipe, size) -> a glance at the data
+        self._facts: dict[str, DataFacts] = {}  # project root -> a glance at its data (for the Auto box)
         self._recipe_touched = False  # a recipe was chosen since the project opened
         self._suggesting = False
+        self._facts_stale = False
         self._classes: list[str] = []
         self._run_results: dict[int, tuple[dict, list]] = {}  # run id -> (validation report, per-image predictions)
         self._eval_job = None
@@ -213,6 +221,7 @@ class QtTrainingPanel(QWidget):
             w.setToolTip(tip)
         for w in (self.image_size, self.dropout):
             w.valueChanged.connect(self._schedule_summary)
+        self.image_size.valueChanged.connect(self._update_plan)
         for w in (self.epochs, self.batch_size, self.lr, self.val_share):
             w.valueChanged.connect(self._update_plan)
         self.refit.currentIndexChanged.connect(self._update_plan)
@@ -265,6 +274,10 @@ class QtTrainingPanel(QWidget):
             grid.addWidget(spin, 1 + i // 2, (i % 2) * 2 + 1)
         self.aug_flip = QCheckBox("Mirror left–right")
         self.aug_flip.setChecked(defaults.horizontal_flip)
+        self.aug_flip.setToolTip("Custom: flip half the pictures. Auto: allow flips (Auto flips colour photos "
+                                 "only); untick for letters, digits and anything whose mirror image is another thing.")
+        for w in (*self.aug_fields.values(), self.aug_flip):
+            (w.valueChanged if isinstance(w, QDoubleSpinBox) else w.toggled).connect(self._update_plan)
         n = len(STRENGTHS)
         grid.addWidget(self.aug_flip, 1 + n // 2, (n % 2) * 2, 1, 2)
         self._on_aug_mode_changed()
@@ -464,6 +477,9 @@ class QtTrainingPanel(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        if self._facts_stale:
+            self._facts_stale = False
+            self._schedule_summary()
         if not self._warmed_up:
             self._warmed_up = True
             QTimer.singleShot(0, self._warm_up)
@@ -484,6 +500,8 @@ class QtTrainingPanel(QWidget):
         self.store = store
         self._summary_generation += 1  # a summary still being worked out is for the old project
         self._classes = list_class_folders(self.root) if self.root is not None and self.root.is_dir() else []
+        if self.root is not None:
+            self._facts.pop(os.fspath(self.root), None)  # the folder may have changed since it was last open
         remembered = self._remembered_recipe()
         self._set_recipe_note(None)
         if remembered is not None:
@@ -497,7 +515,20 @@ class QtTrainingPanel(QWidget):
         self.evaluation.clear()
         self.last_outcome = None
         self._schedule_summary()
+        self._update_plan()
         self._update_buttons()
+
+    def dataset_changed(self) -> None:
+        """The project's images or classes changed (imported, relabelled, deleted): the Auto
+        box and the recipe suggestion follow the data as it is now."""
+        if self.root is None:
+            return
+        self._facts.pop(os.fspath(self.root), None)
+        self._classes = list_class_folders(self.root) if self.root.is_dir() else []
+        if self.isVisible():
+            self._schedule_summary()
+        else:  # looked at again when the panel is shown, not on every import batch
+            self._facts_stale = True
 
     def recipe(self) -> str:
         return self.recipe_combo.currentData()
@@ -517,6 +548,7 @@ class QtTrainingPanel(QWidget):
             aug = None if aug.is_identity else aug
         val = self.val_share.value()
         return TrainConfig(recipe=self.recipe(), epochs=self.epochs.value() or None,
+                           allow_flip=self.aug_flip.isChecked(),
                            batch_size=self.batch_size.value() or None, lr=float(self.lr.value()) or None,
                            val_split=None if val < 0 else val / 100, refit=self.refit.currentData(),
                            optimizer=self.optimizer.currentData(),
@@ -554,8 +586,11 @@ class QtTrainingPanel(QWidget):
             return None
         self._reset_series()
         self.log.clear()
-        self._remember_recipe()
-        return self._launch(self.config())
+        self._recipe_touched = True  # the recipe trained with stands: no suggestion replaces it now
+        run = self._launch(self.config())
+        if run is not None:
+            self._remember_recipe()
+        return run
 
     def stop_training(self) -> None:
         if self.is_training:
@@ -565,8 +600,11 @@ class QtTrainingPanel(QWidget):
 
     def can_resume(self) -> bool:
         o = self.last_outcome
-        return (not self.is_training and o is not None and o.status == "stopped" and bool(o.model_path)
-                and self._last_config is not None and os.path.exists(o.model_path))
+        if self.is_training or o is None or o.status != "stopped" or not o.model_path or self._last_config is None:
+            return False
+        done = o.first_epoch - 1 + o.epochs_run
+        planned = self._last_config.epochs or self._planned_total
+        return done < planned and os.path.exists(o.model_path)  # stopped in its refit: nothing left to resume
 
     def resume_training(self) -> TrainingRun | None:
         if not self.can_resume():
@@ -889,28 +927,29 @@ class QtTrainingPanel(QWidget):
         size = self.image_size.value() or None
         dropout = float(self.dropout.value())
         root = os.fspath(self.root)
-        key = (root, recipe, size or 0)
-        cached = self._facts.get(key)
+        cached = self._facts.get(root)
         self._summary_generation += 1
         gen = self._summary_generation
         self.summary_title.setText("Working out the network…")
 
         def work(state) -> tuple:
-            facts = cached or glance_dataset(root, recipe, size)
+            facts = cached or glance_dataset(root, "scratch")
             state.check()
-            return gen, key, facts, recipe_summary(recipe, classes, facts.image_size, 3, dropout)
+            s = _training_size(facts, recipe, size)
+            channels = facts.channels if recipe == "scratch" else 3  # the pretrained stem takes colour
+            return gen, root, facts, recipe_summary(recipe, classes, s, channels, dropout)
 
         self._summary_job = run_job(work, on_finished=self._on_summary_finished,
                                     on_failed=lambda m, d: self.summary_title.setText(f"No summary: {m}"))
 
     def _on_summary_finished(self, result) -> None:
         # the project may have changed (or closed) while the summary was worked out
-        gen, key, facts, summary = result
-        self._facts[key] = facts
+        gen, root, facts, summary = result
+        self._facts[root] = facts
         if gen != self._summary_generation or self.root is None:
             return
-        size = facts.image_size
-        if not self._recipe_touched:
+        size = _training_size(facts, self.recipe(), self.image_size.value() or None)
+        if not self._recipe_touched and not self.is_training and facts.images > 0 and facts.classes >= 2:
             suggested, why = default_recipe(facts)
             self._recipe_touched = True
             self._set_recipe_note(f"Suggested for this project: {why}.")
@@ -952,10 +991,14 @@ class QtTrainingPanel(QWidget):
             w.setValue(w.minimum())  # Auto
         self.refit.setCurrentIndex(0)
         self.aug_mode.setCurrentIndex(0)
-        self.image_size.setValue(RECIPE_DEFAULTS[recipe]["image_size"] or 0)
-        self.dropout.setValue(DEFAULT_DROPOUT[recipe])
         self.weight_decay.setValue(1e-4)
         self.optimizer.setCurrentIndex(0)
+        self._apply_recipe_fields(recipe)
+
+    def _apply_recipe_fields(self, recipe: str) -> None:
+        """What belongs to the recipe itself: its image size, dropout and help."""
+        self.image_size.setValue(RECIPE_DEFAULTS[recipe]["image_size"] or 0)
+        self.dropout.setValue(DEFAULT_DROPOUT[recipe])
         self.recipe_help.setText(M.RECIPE_HELP[recipe])
         self._schedule_summary()
         self._update_plan()
@@ -967,8 +1010,10 @@ class QtTrainingPanel(QWidget):
 
     @Slot(int)
     def _on_recipe_combo_changed(self, index: int) -> None:
-        if not self._suggesting:
-            self._recipe_touched = True  # chosen since the project opened: no suggestion overrides it
+        if self._suggesting:  # a suggestion changes what depends on the recipe, not the user's settings
+            self._apply_recipe_fields(self.recipe())
+            return
+        self._recipe_touched = True  # chosen since the project opened: no suggestion overrides it
         self._apply_recipe_defaults(self.recipe())
 
     @Slot(int)
@@ -986,7 +1031,7 @@ class QtTrainingPanel(QWidget):
             return None
         try:
             value = self.store.meta(RECIPE_META_KEY)
-        except StoreError:
+        except (StoreError, sqlite3.Error):
             return None
         return value if value in RECIPE_LABELS else None
 
@@ -995,14 +1040,15 @@ class QtTrainingPanel(QWidget):
             return
         try:
             self.store.set_meta(RECIPE_META_KEY, self.recipe())
-        except StoreError:
+        except (StoreError, sqlite3.Error):
             pass  # a note is not worth an error: the next project open suggests a recipe again
 
     @Slot()
     def _on_aug_mode_changed(self, *args) -> None:
-        custom = self.aug_mode.currentData() == "custom"
-        for w in (*self.aug_fields.values(), self.aug_flip):
-            w.setEnabled(custom)
+        mode = self.aug_mode.currentData()
+        for w in self.aug_fields.values():
+            w.setEnabled(mode == "custom")
+        self.aug_flip.setEnabled(mode != "off")  # Auto: whether flips are allowed at all
         self._update_plan()
 
     def _update_plan(self, *args) -> None:
@@ -1010,11 +1056,17 @@ class QtTrainingPanel(QWidget):
         sentences, from a glance at the data; training decides again from the full scan)."""
         if not hasattr(self, "plan_label"):
             return
-        facts = self._facts.get((os.fspath(self.root), self.recipe(), self.image_size.value() or 0)) \
-            if self.root is not None else None
-        if facts is None or facts.classes < 2:
-            self.plan_label.setText("Open a project with two or more class folders to see what Auto will choose.")
+        facts = self._facts.get(os.fspath(self.root)) if self.root is not None else None
+        if self.root is None:
+            self.plan_label.setText("Open a project to see what Auto will choose.")
             return
+        if facts is None:
+            self.plan_label.setText("Looking at the pictures…")
+            return
+        if facts.classes < 2 or facts.images == 0:
+            self.plan_label.setText("Auto chooses once the project has two or more classes with pictures.")
+            return
+        facts = replace(facts, image_size=_training_size(facts, self.recipe(), self.image_size.value() or None))
         try:
             plan = plan_training(self.config().resolved(), facts)
         except TrainingError as e:
@@ -1087,7 +1139,12 @@ class QtTrainingPanel(QWidget):
         def work(state):
             model = TrainedModel.load(path)
             state.check()
-            report, predictions, skipped = evaluate_split(model, data_dir, val_split=val_split, seed=seed,
+            if model.training.get("refit"):  # it has seen the validation images: no honest re-score
+                raise RuntimeError("this run's model was refitted on every image, the validation images too; "
+                                   "the scores shown are from before the refit")
+            planned = ((model.training.get("plan") or {}).get("validation share") or {}).get("value")
+            share = val_split if planned is None else float(planned)
+            report, predictions, skipped = evaluate_split(model, data_dir, val_split=share, seed=seed,
                                                           progress=state.progress,
                                                           should_stop=lambda: state.cancelled)
             state.check()

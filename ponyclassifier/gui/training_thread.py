@@ -192,6 +192,8 @@ class TrainingOutcome:
     error: str | None = None
     details: str | None = None  # traceback of an unexpected failure
     plan: dict[str, Any] | None = None  # the settings the run used, auto or set, with the reasons
+    test_before_refit: dict[str, Any] | None = None  # the external test report of the model before its refit
+    batch_size_used: int | None = None
     refit_epochs: int = 0  # the final model was trained again on every image for this many epochs
 
 
@@ -261,7 +263,9 @@ class _Worker(QObject):
             predictions, list(result.model.classes), result.best_epoch, result.epochs_run, r.epoch_offset + 1,
             result.stop_reason, float(result.seconds), result.device, int(metrics.get("skipped_files", 0)),
             error=error, plan=result.plan.to_dict() if result.plan else None,
-            refit_epochs=result.refit_epochs)
+            refit_epochs=result.refit_epochs,
+            test_before_refit=result.test_before_refit.to_dict() if result.test_before_refit else None,
+            batch_size_used=result.model.training.get("batch_size_used"))
 
 
 class TrainingRun(QObject):
@@ -432,7 +436,10 @@ class TrainingRun(QObject):
                 metrics["error"] = outcome.error
             if outcome.plan:
                 metrics["plan"] = outcome.plan
+            if outcome.test_before_refit:
+                metrics["test_before_refit"] = {k: outcome.test_before_refit[k] for k in _REPORT_KEYS}
             metrics["refit_epochs"] = outcome.refit_epochs
+            metrics["batch_size_used"] = outcome.batch_size_used
             try:
                 self.store.finish_run(self.run_id, status=outcome.status, seconds=round(outcome.seconds, 2),
                                       model_path=outcome.model_path, metrics=metrics)

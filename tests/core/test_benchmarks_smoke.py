@@ -56,7 +56,9 @@ def test_scratch_part_has_product_and_plain_rows(quick_result):
             assert _number(r["train_seconds"])
             assert isinstance(r["command"], list) and r["command"]
         product = part["rows"][0]
-        assert product["flags"] == []  # the defaults: nothing but the epochs is set
+        # the defaults: the command sets the epochs (as the plain loop's) and nothing else of training
+        assert not {"--no-augment", "--augment", "--lr", "--batch-size", "--val-split", "--refit",
+                    "--image-size"} & set(product["command"])
         assert "train" in product["command"] and "--test-dir" in product["command"]
         c = part["comparison"]
         assert _number(c["images_per_second_ratio"]) and _number(c["test_accuracy_diff_points"])

@@ -391,7 +391,7 @@ def test_out_of_memory_halves_the_batch_and_goes_on(shapes, monkeypatch):
         batch_size = args[12]
         calls.append(batch_size)
         if batch_size > 8:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return orig(self, *args)
 
     monkeypatch.setattr(Trainer, "_train_epoch", flaky)

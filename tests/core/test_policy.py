@@ -4,6 +4,7 @@ reports exactly that (no Qt, no GPU)."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from ponyclassifier.core import policy as P
 from ponyclassifier.core.augment import AugmentConfig
@@ -102,7 +103,10 @@ def test_training_uses_and_records_the_plan(tmp_path):
         def on_message(self, text):
             messages.append(text)
 
-    result = Trainer(TrainConfig(epochs=2, device="cpu")).fit(data, callbacks=[Said()])
+    from ponyclassifier.core.callbacks import ModelCheckpoint
+
+    held_out = tmp_path / "held-out.pony"  # the best epoch's model, before the refit
+    result = Trainer(TrainConfig(epochs=2, device="cpu")).fit(data, callbacks=[Said(), ModelCheckpoint(held_out)])
     assert result.plan.batch_size.value == 32 and result.plan.augment.value is None
     assert any(m.startswith("batch size: auto: 32") for m in messages)
     assert any(m.startswith("augmentation: auto: none") for m in messages)
@@ -114,7 +118,12 @@ def test_training_uses_and_records_the_plan(tmp_path):
     stored = TrainedModel.load(path).training
     assert stored["plan"]["batch size"] == {"value": 32, "auto": True, "reason": result.plan.batch_size.reason}
     assert stored["batch_size_used"] == 32 and stored["augment"] == "auto"
-    # the validation predictions are those of the model trained without the validation images
+    # the final model is another network than the held-out one...
+    before = TrainedModel.load(held_out).network.state_dict()
+    after = result.model.network.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    # ...but the validation figures are the held-out model's: its epoch's score, and its predictions
+    assert result.val_report.accuracy == pytest.approx(result.history["val_accuracy"][result.best_epoch - 1])
     assert len(result.val_predictions) == result.val_report.count == result.model.training["val_images"]
     agree = sum(p["true"] == p["predicted"] for p in result.val_predictions) / len(result.val_predictions)
     assert agree == pytest.approx(result.val_report.accuracy)

@@ -104,7 +104,7 @@ def _limit(monkeypatch, cls, max_batch, *, when=lambda module: True):
     def forward(self, x):
         if when(self) and x.shape[0] > max_batch:
             seen.append(x.shape[0])
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return orig(self, x)
 
     monkeypatch.setattr(cls, "forward", forward)

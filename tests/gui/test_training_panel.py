@@ -193,7 +193,7 @@ def test_out_of_memory_message_appears_in_the_log(qtbot, panel, monkeypatch):
 
     def flaky(self, *args):
         if args[12] > 8:  # batch_size
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return orig(self, *args)
 
     monkeypatch.setattr(Trainer, "_train_epoch", flaky)

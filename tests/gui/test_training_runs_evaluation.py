@@ -39,7 +39,7 @@ def earlier_session(tmp_path):
     runs = []
     for seed, epochs in ((1, 1), (2, 3)):
         cfg = TrainConfig(recipe="scratch", epochs=epochs, batch_size=8, lr=3e-3, augment=None, device="cpu",
-                          seed=seed)
+                          seed=seed, val_split=0.2, refit=False)
         runs.append(record_run(store, root, cfg, Trainer(cfg).fit(root)))
     yield root, store, runs
     store.close()
