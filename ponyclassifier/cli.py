@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on a folder with one subfolder per class")
     t.add_argument("data_dir", metavar="DATA_DIR")
     t.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.pony)")
-    t.add_argument("--recipe", choices=["scratch", "transfer", "finetune"], default="scratch")
+    t.add_argument("--recipe", choices=["auto", "scratch", "transfer", "finetune"], default="auto",
+                   help="scratch: a small CNN from nothing; transfer: a frozen pretrained network and a new head; "
+                        "finetune: transfer, then its top blocks retrained (default: auto, as the app suggests: "
+                        "transfer, or scratch for 5,000 or more small pictures)")
     auto = " (default: auto, chosen from the data; the choice and the reason are printed)"
     t.add_argument("--epochs", type=_positive_int, help="passes over the training images" + auto)
     t.add_argument("--batch-size", type=_positive_int, help="images per step" + auto)
@@ -317,7 +320,16 @@ def _train(a: argparse.Namespace, world) -> int:
     if main:
         out.parent.mkdir(parents=True, exist_ok=True)
         cleanup_stale_temp_files(out.parent)
-    cfg = TrainConfig(recipe=a.recipe, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
+    recipe = a.recipe
+    if recipe == "auto":
+        from .core.engine import glance_dataset
+        from .core.policy import default_recipe
+
+        facts = glance_dataset(a.data_dir, "scratch")
+        recipe, why = default_recipe(facts)
+        if main and facts.classes >= 2:  # otherwise the scan below says what is wrong, in one line
+            sys.stderr.write(f"recipe: auto: {recipe} ({why})\n")
+    cfg = TrainConfig(recipe=recipe, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
                       image_size=a.image_size, val_split=a.val_split, seed=a.seed,
                       augment=_augment_config(a), allow_flip=not a.no_flip, dropout=a.dropout,
                       weight_decay=a.weight_decay, early_stopping=a.early_stopping, device=a.device,
@@ -351,7 +363,7 @@ def _train(a: argparse.Namespace, world) -> int:
                            f"was written to {out}.")
     best_val = max(result.history.get("val_accuracy", [float("nan")]), default=float("nan"))
     summary: dict[str, Any] = {
-        "model": str(out), "recipe": a.recipe, "classes": result.model.classes,
+        "model": str(out), "recipe": recipe, "classes": result.model.classes,
         "best_val_accuracy": _json_num(best_val), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
         "val_macro_f1": result.val_report.macro_f1 if result.val_report else None,
         "stopped": result.stopped, "stop_reason": result.stop_reason, "seconds": round(result.seconds, 2),

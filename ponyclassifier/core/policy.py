@@ -122,11 +122,13 @@ SCRATCH_WORTH_IT = 5_000  # this many small pictures: a network from scratch lea
 
 def default_recipe(facts: DataFacts) -> tuple[str, str]:
     """The recipe a project starts with, and why: a pretrained network (``transfer``) unless
-    the set is many small pictures, which a network trained from scratch learns as well in a
-    fraction of the time (224 px features of every image would take long on a CPU)."""
+    the set is many small pictures, which a network trained from scratch learns well in a
+    fraction of the time (224 px features of every image take long on a CPU: on 7,287
+    silhouettes of 28 px, scratch reached 95% in a minute, transfer 99% in nine)."""
     if facts.source_side < PHOTO_SIDE and facts.images >= SCRATCH_WORTH_IT:
         return "scratch", (f"{facts.images:,} small pictures ({facts.source_side} px): a network trained from "
-                           "scratch learns them well, and quickly")
+                           "scratch learns them well in a fraction of the time; transfer may score a few points "
+                           "more, slowly")
     if facts.source_side < PHOTO_SIDE:
         return "transfer", (f"{facts.images:,} small pictures: a pretrained network's features beat a network "
                             "trained from scratch on this few")

@@ -28,8 +28,8 @@ def trained_cli(tmp_path_factory):
     (data / "square" / "notes.png").write_text("this is text, not a picture")
     test = make_shapes_dataset(root / "test", per_class=4, size=32, seed=7)
     model = root / "shapes.pony"
-    r = run("train", data, "--out", model, "--epochs", "3", "--batch-size", "8", "--test-dir", test,
-            "--no-augment", "--device", "cpu", "--seed", "1", "--json", check=0)
+    r = run("train", data, "--out", model, "--recipe", "scratch", "--epochs", "3", "--batch-size", "8",
+            "--test-dir", test, "--no-augment", "--device", "cpu", "--seed", "1", "--json", check=0)
     return root, data, test, model, r
 
 
@@ -57,7 +57,8 @@ def test_train_human_output_has_progress_bar_with_eta_and_table(tmp_path):
     data = make_shapes_dataset(tmp_path / "d", per_class=20, size=32)
     master, slave = pty.openpty()
     p = subprocess.Popen([sys.executable, "-m", "ponyclassifier", "train", str(data), "--out",
-                          str(tmp_path / "m.pony"), "--epochs", "3", "--batch-size", "4", "--device", "cpu"],
+                          str(tmp_path / "m.pony"), "--recipe", "scratch", "--epochs", "3", "--batch-size", "4",
+                          "--device", "cpu"],
                          stdout=subprocess.PIPE, stderr=slave, text=True)
     os.close(slave)
     chunks = []
@@ -160,7 +161,8 @@ def test_augmentation_strength_flags(tmp_path):
 
     data = make_shapes_dataset(tmp_path / "data", per_class=4, size=24)
     model = tmp_path / "m.pony"
-    run("train", data, "--out", model, "--epochs", "1", "--device", "cpu", "--no-flip", "--rotation", "5",
+    run("train", data, "--out", model, "--recipe", "scratch", "--epochs", "1", "--device", "cpu", "--no-flip",
+        "--rotation", "5",
         "--zoom", "0", "--shift", "0.05", "--json", check=0)
     aug = TrainedModel.load(model).training["augment"]
     assert aug["horizontal_flip"] is False and aug["rotation"] == 5 and aug["zoom"] == 0
@@ -169,3 +171,30 @@ def test_augmentation_strength_flags(tmp_path):
     assert r.returncode == 2 and "--no-augment" in r.stderr and "--no-flip" in r.stderr
     assert run("train", data, "--out", tmp_path / "x.pony", "--rotation", "400").returncode == 2
     assert not (tmp_path / "x.pony").exists()
+
+
+def test_a_diverging_run_exits_1_with_the_cause_and_writes_no_model(tmp_path):
+    data = make_shapes_dataset(tmp_path / "data", per_class=6, size=24)
+    model = tmp_path / "m.pony"
+    r = run("train", data, "--out", model, "--recipe", "scratch", "--epochs", "2", "--lr", "1e30", "--device", "cpu")
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("ponyclassifier train: error: Training diverged in epoch 1")
+    assert "learning rate (1e+30) is probably too high" in last
+    assert not model.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_every_auto_choice_is_printed_with_its_reason(tmp_path):
+    data = make_shapes_dataset(tmp_path / "data", per_class=8, size=32)
+    r = run("train", data, "--out", tmp_path / "m.pony", "--epochs", "1", "--device", "cpu", "--image-size", "32",
+            "--json", check=0)
+    said = r.stderr
+    # no recipe given: the app's suggestion (a small set: the pretrained network)
+    assert "recipe: auto: transfer (24 small pictures" in said
+    for name in ("learning rate", "batch size", "augmentation", "validation share", "refit on all images"):
+        assert f"{name}: auto: " in said, name
+    assert "epochs: 1 (as set)" in said and "head: auto: " in said
+    summary = json.loads(r.stdout.strip().splitlines()[-1])["summary"]
+    assert summary["recipe"] == "transfer" and summary["plan"]["epochs"] == {"value": 1, "auto": False,
+                                                                         "reason": "as set"}
+    assert summary["plan"]["batch size"]["auto"] and summary["refit_epochs"] == 1 and summary["head"]

@@ -68,7 +68,7 @@ def test_two_processes_learn_what_one_process_learns(data, tmp_path):
 
 def test_scratch_trains_under_torchrun_and_writes_one_valid_model(data, tmp_path):
     out = tmp_path / "scratch.pony"
-    r = train([data, "--out", out, "--epochs", "2", "--device", "cpu", "--json"], processes=2)
+    r = train([data, "--out", out, "--recipe", "scratch", "--epochs", "2", "--device", "cpu", "--json"], processes=2)
     assert r.returncode == 0, r.stderr[-3000:]
     model = TrainedModel.load(out)
     assert model.classes == ["circle", "square", "triangle"] and model.training["processes"] == 2
@@ -77,7 +77,8 @@ def test_scratch_trains_under_torchrun_and_writes_one_valid_model(data, tmp_path
 
 def test_a_diverging_run_fails_on_every_process_and_writes_nothing(data, tmp_path):
     out = tmp_path / "nan.pony"
-    r = train([data, "--out", out, "--epochs", "2", "--lr", "1e30", "--device", "cpu"], processes=2)
+    r = train([data, "--out", out, "--recipe", "scratch", "--epochs", "2", "--lr", "1e30", "--device", "cpu"],
+              processes=2)
     assert r.returncode != 0
     assert "diverged in epoch 1" in r.stderr and "learning rate" in r.stderr
     assert not out.exists()
