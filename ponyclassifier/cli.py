@@ -70,9 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a model on a folder with one subfolder per class")
+    t = sub.add_parser("train", help="train a model on a folder with one subfolder per class",
+                       description="Train on DATA_DIR (one subfolder per class). When DATA_DIR is a project "
+                                   "(opened in the app before), the run uses the project's split and test folder "
+                                   "and is recorded in its runs, as in the app.")
     t.add_argument("data_dir", metavar="DATA_DIR")
-    t.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.pony)")
+    t.add_argument("--out", metavar="MODEL",
+                   help="model file to write (.pony); for a project, default: the project's models folder")
     t.add_argument("--recipe", choices=["auto", "scratch", "transfer", "finetune"], default="auto",
                    help="scratch: a small CNN from nothing; transfer: a frozen pretrained network and a new head; "
                         "finetune: transfer, then its top blocks retrained (default: auto, as the app suggests: "
@@ -140,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto")
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    r = sub.add_parser("runs", help="list the training runs recorded in a project",
+                       description="The runs of PROJECT_DIR, as the app's runs table lists them: id, recipe, "
+                                   "started, status, epochs, validation accuracy and macro F1, external test "
+                                   "macro F1, their difference (validation minus test) and the model file.")
+    r.add_argument("project", metavar="PROJECT_DIR")
+    r.add_argument("--json", action="store_true", help="print a JSON list of objects with those keys")
+    r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     i = sub.add_parser("info", help="describe a model file")
     i.add_argument("model", metavar="MODEL")
@@ -305,21 +317,74 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def _train(a: argparse.Namespace, world) -> int:
-    from .core.callbacks import EarlyStopping, ModelCheckpoint
-    from .core.engine import TrainConfig, Trainer
-    from .core.modelfile import cleanup_stale_temp_files
+    from .core.runs import is_project
 
-    out = Path(a.out)
-    if out.exists() and not a.overwrite:
-        raise UsageError(f"{out}: already exists; choose another --out or pass --overwrite to replace it")
+    if a.out is not None and Path(a.out).exists() and not a.overwrite:
+        raise UsageError(f"{a.out}: already exists; choose another --out or pass --overwrite to replace it")
     if not Path(a.data_dir).is_dir():
         raise UsageError(f"{a.data_dir}: not a folder")
     if a.test_dir and not Path(a.test_dir).is_dir():
         raise UsageError(f"{a.test_dir}: test folder not found")
     main = world.is_main  # under torchrun, one process writes the model and prints
-    if main:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cleanup_stale_temp_files(out.parent)
+    as_project = is_project(a.data_dir)  # a store is never made here: a folder becomes a project in the app
+    if not as_project and a.out is None:
+        raise UsageError(f"--out is needed: {a.data_dir} is not a project (open it in the app once to train it "
+                         "as a project, with its runs recorded and its models kept in it)")
+    if as_project and a.val_split is not None:
+        raise UsageError(f"{a.data_dir} is a project: it trains on its own split (set in the app, Dataset > "
+                         "Splits...), so --val-split cannot be used; leave it out, or train a copy of the folder")
+    project = split = None
+    if as_project:
+        project, split = _open_project(a.data_dir, world)
+    try:
+        return _train_with(a, world, project, split)
+    finally:
+        if project is not None:
+            project.close()
+
+
+def _open_project(data_dir: str, world) -> tuple[Any, Any]:
+    """The project (on the process that records) and its split (on every process): its new
+    files synced and given a split first, as the app does when it opens the project."""
+    from .core.project import Project, ProjectError
+    from .core.runs import project_split
+    from .core.store import StoreError
+
+    project = split = error = None
+    if world.is_main:
+        try:
+            project = Project(data_dir)
+            if not project.read_only:
+                project.sync()
+                project.make_missing_splits()
+            split = project_split(project.store)
+        except (ProjectError, StoreError) as e:
+            if project is not None:
+                project.close()
+            project, error = None, f"{data_dir}: the project cannot be opened: {e}"
+    split, error = world.broadcast_object((split, error))  # every process fails together, none waits
+    if error:
+        raise UsageError(error)
+    return project, split
+
+
+def _train_with(a: argparse.Namespace, world, project, split) -> int:
+    from .core.callbacks import Callback, EarlyStopping, ModelCheckpoint
+    from .core.engine import TrainConfig, Trainer, TrainingStopped, device_description, select_device
+    from .core.modelfile import cleanup_stale_temp_files
+    from .core.runs import RunRecord, run_metrics
+
+    main = world.is_main
+    test_dir = a.test_dir
+    if split is not None and test_dir is None and split.test_folder:
+        test_dir = split.test_folder
+        if not Path(test_dir).is_dir():
+            raise UsageError(f"{test_dir}: the project's test folder is gone; choose another in the app "
+                             "(Dataset > Splits...) or pass --test-dir")
+        if main:
+            sys.stderr.write(f"test folder: {test_dir} (the project's)\n")
+    record = RunRecord(project.store if project is not None else None,
+                       project.root if project is not None else Path(a.data_dir))
     recipe = a.recipe
     if recipe == "auto":
         from .core.engine import glance_dataset
@@ -336,8 +401,34 @@ def _train(a: argparse.Namespace, world) -> int:
                       unsure_threshold=a.unsure_threshold, refit=a.refit, head=a.head, mixed_precision=a.amp,
                       deterministic=a.deterministic)
     trainer = Trainer(cfg, world)
-    callbacks = [_make_progress_callback(sys.stderr, a.json), ModelCheckpoint(out, monitor="val_accuracy")] \
-        if main else []
+    out = Path(a.out) if a.out is not None else None
+    if main and project is not None:
+        try:
+            device = device_description(select_device(cfg.device))
+        except Exception:  # noqa: BLE001 (the engine says what is wrong with the device, below)
+            device = cfg.device
+        settings = trainer.config.to_dict() | {"dataset": str(project.root), "test_dir": test_dir,
+                                               "split": split.to_dict() if split else None,
+                                               "source": "command line", "processes": world.size}
+        model_path = record.start(recipe, settings, device)
+        if out is None:
+            out = model_path
+        if record.error:
+            sys.stderr.write(f"note: this run is not recorded in the project: {record.error}\n")
+    out = world.broadcast_object(out)  # every process learns it (or that there is none) before any fails
+    if out is None:
+        raise UsageError(f"{a.data_dir}: --out is needed (the project cannot record this run: "
+                         f"{record.error or 'see the first process'})")
+    if main:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cleanup_stale_temp_files(out.parent)
+
+    class _Epochs(Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+            record.add_epoch(epoch, logs)
+
+    callbacks = [_make_progress_callback(sys.stderr, a.json), ModelCheckpoint(out, monitor="val_accuracy"),
+                 _Epochs()] if main else []
     if a.early_stopping:
         callbacks.append(EarlyStopping("val_loss", patience=a.early_stopping))
 
@@ -348,15 +439,29 @@ def _train(a: argparse.Namespace, world) -> int:
         sys.stderr.write("\nStopping after this batch; the best model so far is kept. Ctrl-C again to abort.\n")
 
     old = signal.signal(signal.SIGINT, on_sigint)
+    t0 = time.perf_counter()
     try:
-        result = trainer.fit(a.data_dir, callbacks=callbacks, test_dir=a.test_dir)
+        result = trainer.fit(a.data_dir, callbacks=callbacks, test_dir=test_dir, split=split)
+    except BaseException as e:
+        record.finish("stopped" if isinstance(e, TrainingStopped) else "failed",
+                      seconds=time.perf_counter() - t0, model_path=None,
+                      metrics={"error": str(e) or type(e).__name__, "epochs_run": 0})
+        raise
     finally:
         signal.signal(signal.SIGINT, old)
     if result.epochs_run == 0:
+        record.finish("stopped", seconds=result.seconds, model_path=None, metrics=run_metrics(result))
         raise RuntimeError("stopped before the first epoch finished; no model was written")
     if not main:
         return EXIT_OK
+    if record.run_id is not None:
+        result.model.metrics["run_id"] = record.run_id
     result.model.save(out)
+    user_stop = result.stopped and result.stop_reason is None
+    error = (f"{result.stop_reason} The best model before that (epoch {result.best_epoch}) was kept."
+             if trainer.diverged else None)
+    record.finish("failed" if trainer.diverged else "stopped" if user_stop else "finished",
+                  seconds=result.seconds, model_path=str(out), metrics=run_metrics(result, error=error))
     if trainer.diverged:
         # the best model from before the divergence is kept, but the run did not do what was asked
         raise RuntimeError(f"{result.stop_reason} The best model before that (epoch {result.best_epoch}) "
@@ -368,7 +473,7 @@ def _train(a: argparse.Namespace, world) -> int:
         "val_macro_f1": result.val_report.macro_f1 if result.val_report else None,
         "stopped": result.stopped, "stop_reason": result.stop_reason, "seconds": round(result.seconds, 2),
         "device": result.device, "image_size": result.model.image_size, "channels": result.model.channels,
-        "refit_epochs": result.refit_epochs, "processes": world.size,
+        "refit_epochs": result.refit_epochs, "processes": world.size, "run_id": record.run_id,
         "train_images": result.model.training.get("train_images"),
         "val_images": result.model.training.get("val_images"),
         "plan": result.plan.to_dict() if result.plan else None,
@@ -484,8 +589,53 @@ def cmd_demo_data(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_runs(a: argparse.Namespace) -> int:
+    from .core.runs import RUN_COLUMNS, is_project, run_row
+    from .core.store import ProjectStore
+
+    if not Path(a.project).is_dir():
+        raise UsageError(f"{a.project}: not a folder")
+    if not is_project(a.project):
+        raise UsageError(f"{a.project}: not a project (no runs recorded: open it in the app, or train it with "
+                         "'ponyclassifier train')")
+    store = ProjectStore(a.project, read_only=True)
+    try:
+        rows = [run_row(r) for r in store.runs()]
+    finally:
+        store.close()
+    if a.json:
+        print(json.dumps([{k: _json_num(v) for k, v in row.items()} for row in rows]))
+        return EXIT_OK
+    if not rows:
+        print(f"No runs recorded in {a.project} yet.")
+        return EXIT_OK
+
+    def cell(k: str, v: Any) -> str:
+        if v is None:
+            return "-"
+        if k == "difference":
+            return f"{v:+.3f}"
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return _safe_text(str(v))
+
+    heads = {"id": "id", "recipe": "recipe", "started": "started", "status": "status", "epochs": "epochs",
+             "val_accuracy": "val acc", "val_f1": "val F1", "test_f1": "test F1", "difference": "val-test",
+             "model": "model"}
+    table = [[heads[k] for k in RUN_COLUMNS]] + [[cell(k, row[k]) for k in RUN_COLUMNS] for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(RUN_COLUMNS) - 1)]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    return EXIT_OK
+
+
+def _safe_text(text: str) -> str:
+    """Control characters (a name from a file we did not write) shown, not obeyed."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "info": cmd_info,
-            "demo-data": cmd_demo_data}
+            "demo-data": cmd_demo_data, "runs": cmd_runs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

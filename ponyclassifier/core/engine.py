@@ -55,12 +55,13 @@ from .images import ImageError, decode_image
 from .metrics import Report
 from .modelfile import first_non_finite
 from .optim import OPTIMIZERS, make_optimizer, one_cycle, pct_start
-from .policy import AUTO, DataFacts, TrainingPlan, plan_training
+from .policy import AUTO, DataFacts, TrainingPlan, plan_training, plan_with_share
 from .preprocess import to_float
+from .runs import ProjectSplit
 from .trained import TrainedModel, default_unsure_threshold
 
-__all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingError", "TrainingDiverged", "select_device",
-           "device_description", "evaluate_model", "evaluate_split", "evaluate_source", "stratified_split",
+__all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingError", "TrainingDiverged", "TrainingStopped",
+           "select_device", "device_description", "evaluate_model", "evaluate_split", "evaluate_source", "stratified_split",
            "median_image_side", "glance_dataset", "default_batch_size", "RECIPE_DEFAULTS", "MAX_SCRATCH_SIZE"]
 
 # What each recipe trains at, and the fine-tune phase's rate; epochs, learning rate, batch
@@ -76,6 +77,10 @@ MIN_BATCH_SIZE = 2
 
 class TrainingError(Exception):
     """Training could not run; the message says why and what to do."""
+
+
+class TrainingStopped(TrainingError):
+    """Stopped (``should_stop``) before anything was trained: no model, nothing to keep."""
 
 
 class TrainingDiverged(TrainingError):
@@ -218,6 +223,18 @@ def default_batch_size(image_size: int) -> int:
     return 64 if image_size <= 64 else 32
 
 
+def _project_indices(report: ScanReport, split: ProjectSplit) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation indices into ``report.samples`` by the project's split."""
+    train, val = [], []
+    root = os.fspath(report.root)
+    for i, s in enumerate(report.samples):
+        rel = os.path.relpath(s.path, root).replace(os.sep, "/")
+        if rel in split.left_out:
+            continue
+        (val if rel in split.val else train).append(i)
+    return np.array(train, dtype=np.int64), np.array(val, dtype=np.int64)
+
+
 class _Diverged(Exception):
     def __init__(self, what: str, epoch: int, batch: int | None):
         super().__init__(what)
@@ -267,7 +284,7 @@ class Trainer:
     def fit(self, data: str | os.PathLike | ScanReport, callbacks: Sequence[Callback] = (),
             test_dir: str | os.PathLike | None = None, *,
             initial_model: TrainedModel | dict[str, torch.Tensor] | str | os.PathLike | None = None,
-            initial_epoch: int = 0) -> TrainResult:
+            initial_epoch: int = 0, split: ProjectSplit | None = None) -> TrainResult:
         """Train the planned epochs in all (Keras' ``fit(epochs, initial_epoch)``).
 
         Resume a stopped run with ``initial_model`` (its saved model, a path to one or a
@@ -275,6 +292,10 @@ class Trainer:
         ``initial_epoch + 1`` to the planned number, numbered so, from those weights; the
         learning-rate schedule (and the fine-tune recipe's phase) continues where it was.
         The optimizer's running averages are not in a model file, so they start afresh.
+
+        ``split``: the project's split (:func:`.runs.project_split`): its validation images
+        validate, the images it leaves out (marked bad or duplicate) are not used, every
+        other image trains; the validation share is then the project's, not the policy's.
         """
         cfg = self.config
         world = self.world
@@ -304,13 +325,29 @@ class Trainer:
             report = scan_dataset(data, image_size=size, cache_budget=cfg.cache_budget,
                                   progress=lambda d, t: cb.on_prepare_progress("scan", d, t),
                                   should_stop=lambda: self.should_stop, workers=cfg.workers)
+        if report.stopped or self.should_stop:
+            raise TrainingStopped("stopped while reading the images, before training began; nothing was trained")
         report.check_trainable()
         channels = report.channels
         classes = report.classes
         counts = np.bincount(report.labels, minlength=len(classes)) if len(report.samples) else np.zeros(1, int)
         facts = DataFacts(images=len(report.samples), classes=len(classes), min_per_class=int(counts.min()),
                           image_size=size, source_side=int(report.median_side or size), channels=channels)
-        plan = plan_training(cfg, facts)
+        if split is not None:
+            train_idx, val_idx = _project_indices(report, split)
+            left_out = len(report.samples) - len(train_idx) - len(val_idx)
+            if left_out:
+                self._message(cb, f"{left_out} picture(s) marked bad or duplicate in the project are left out.")
+            used = len(train_idx) + len(val_idx)
+            share = len(val_idx) / used if used else 0.0
+            if not len(train_idx):
+                raise DatasetError("the project's split leaves no images to train on; make a new split "
+                                   "(Dataset ▸ Splits…)")
+            facts = DataFacts(images=used, classes=facts.classes, min_per_class=facts.min_per_class,
+                              image_size=size, source_side=facts.source_side, channels=channels)
+            plan = plan_with_share(cfg, facts, share, split.describe())
+        else:
+            plan = plan_training(cfg, facts)
         self.plan = plan
         for line in plan.lines():
             self._message(cb, line)
@@ -318,7 +355,8 @@ class Trainer:
         if not 0 <= initial_epoch < epochs_total:
             raise TrainingError(f"cannot start at epoch {initial_epoch + 1}: the run has {epochs_total} epochs "
                                 "(all done already?)")
-        train_idx, val_idx = stratified_split(report, plan.val_split.value, cfg.seed)
+        if split is None:
+            train_idx, val_idx = stratified_split(report, plan.val_split.value, cfg.seed)
         test_report_scan = None
         if test_dir is not None:
             test_report_scan = scan_dataset(test_dir, classes=classes, image_size=size, channels=channels,

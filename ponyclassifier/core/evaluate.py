@@ -107,15 +107,26 @@ def evaluate_model(model: TrainedModel, data_dir: str | os.PathLike, *, device: 
 
 def evaluate_split(model: TrainedModel, data_dir: str | os.PathLike, *, val_split: float = 0.2, seed: int = 0,
                    device: str = "auto", batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None
+                   should_stop: Callable[[], bool] | None = None, val_paths: frozenset[str] | None = None
                    ) -> tuple[Report, list[dict[str, Any]], list[SkippedFile]]:
     """Score a model on the validation split that training with ``val_split`` and ``seed``
     sets aside (the same split function), with one prediction per image (for showing the
     images of a confusion-matrix cell). The split is of the dataset as it is now.
 
     A model refitted on all images (``model.training["refit"]``) has seen these images: its
-    score here is not a validation score, and the caller should say so."""
+    score here is not a validation score, and the caller should say so.
+
+    ``val_paths``: the validation images by path relative to ``data_dir`` ("/" separators),
+    as a project's split names them (:class:`.runs.ProjectSplit`), instead of a split made here."""
+
+    def pick(report):
+        if val_paths is None:
+            return stratified_split(report, val_split, seed)[1]
+        root = os.fspath(report.root)
+        return np.array([i for i, s in enumerate(report.samples)
+                         if os.path.relpath(s.path, root).replace(os.sep, "/") in val_paths], dtype=np.int64)
+
     p, y, idx, report, skipped = _score_folder(
-        model, data_dir, lambda report: stratified_split(report, val_split, seed)[1],
+        model, data_dir, pick,
         "no validation images of the model's classes", device, batch_size, progress, should_stop)
     return report_from(p, y, idx, report), per_image(p, y, idx, report), skipped

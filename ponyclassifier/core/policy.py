@@ -181,6 +181,16 @@ def val_share(images: int) -> tuple[float, str]:
     return VAL_SHARE, "a fifth of the images set aside to judge each epoch by"
 
 
+def plan_with_share(config: Any, facts: DataFacts, share: float, reason: str) -> TrainingPlan:
+    """The plan of a run whose validation images are already chosen (a project's split):
+    ``share`` of the images validate, for ``reason``; the rest is planned as usual."""
+    import dataclasses  # noqa: PLC0415
+
+    plan = plan_training(dataclasses.replace(config, val_split=share), facts)
+    plan.val_split = Decision("validation share", share, False, reason)
+    return plan
+
+
 def plan_training(config: Any, facts: DataFacts) -> TrainingPlan:
     """The settings a run will use. ``config`` is an engine ``TrainConfig``: a field left
     None (``augment``: "auto") is chosen here from ``facts``; a set field is kept as set."""

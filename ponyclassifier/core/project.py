@@ -306,6 +306,9 @@ class Project:
                 done.append((src, dst))
             with self.store.transaction() as c:
                 store_update()  # runs inside the same transaction (nested calls use the open one)
+                # a picture that became labelled gets its split now: the split the Dataset place
+                # shows is the one training uses, with no image in neither
+                self.make_missing_splits()
                 c.execute("UPDATE journal SET state='done' WHERE id=?", (jid,))
         except BaseException:
             for src, dst in reversed(done):

@@ -111,6 +111,11 @@ class _LiveHost(QWidget):
         if self.widget is not None:
             self.widget.set_project(project, busy)
 
+    def forget_frame(self) -> None:
+        """Another project: the camera view shows nothing of the last one."""
+        if self.widget is not None:
+            self.widget.forget_frame()
+
     def set_model(self, model, description: str = "") -> None:
         self._model = (model, description)
         if self.widget is not None:
@@ -136,6 +141,7 @@ class MainWindow(QMainWindow):
         self._demo_dialog: QProgressDialog | None = None
         self._open_generation = 0  # a store opened for a project no longer shown is closed
         self._closing = False
+        self._stop_confirmed = False  # the user chose to stop the training for what comes next
         self._explain_samples_stale = False  # Explain's image list is refilled when next shown
         self.last_dialog: QMessageBox | None = None
 
@@ -160,6 +166,9 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.training)
         self.training.open_model_requested.connect(self.open_model_in)
         self.training.model_saved.connect(self._on_training_model_saved)
+        # one split: the Dataset place changes it, the Train place shows it and trains on it
+        self.browser.splits_changed.connect(self.training.splits_changed)
+        self.training.splits_requested.connect(self.browser.open_splits)
         from .qt_explain import ExplainPage
         from .qt_predict import PredictPage
 
@@ -431,7 +440,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Wait for the current change to finish (or cancel the import) before "
                                          "opening another project.", 8000)
             return False
+        if not self.training_may_end("open another project", lambda: self.open_project(path)):
+            return False
         self.browser.detach_project()  # releases the old store (and its lock) first
+        if path != self.project:  # nothing of the last project's work stays on screen
+            self._attach_training(None, None)
+            self.predict.clear()
+            self.live_host.forget_frame()
         self.project = path
         projects.add_recent_project(path)
         self._fill_recent_menu()
@@ -654,7 +669,40 @@ class MainWindow(QMainWindow):
         s.setValue("mainWindow/place", self.stack.currentIndex())
         s.sync()
 
+    def training_may_end(self, doing: str, then) -> bool:
+        """Before ``doing`` something that ends a running training (quit, open another
+        project): True to go on now (nothing trains, or the user already said stop). Else
+        asks, without a nested event loop, and returns False; if the user chooses "Stop and
+        keep the best model", ``then()`` runs (and does it: the run stops, its best model is
+        kept and it is recorded as stopped); "Keep training" (or Esc) changes nothing."""
+        if not self.training.is_training or self._stop_confirmed:
+            self._stop_confirmed = False
+            return True
+        box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+                          f"A model is training. To {doing}, the training stops; the best model so far is kept "
+                          "and the run is recorded as stopped.", QMessageBox.StandardButton.NoButton, self)
+        stop = box.addButton("Stop and keep the best model", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Keep training", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def clicked(button) -> None:
+            if button is stop:
+                self._stop_confirmed = True
+                then()
+
+        box.buttonClicked.connect(clicked)
+        self.last_dialog = box
+        box.destroyed.connect(lambda *a: setattr(self, "last_dialog", None))
+        box.open()
+        return False
+
     def closeEvent(self, event) -> None:
+        if not self._closing and not self.training_may_end("quit", self.close):
+            event.ignore()
+            return
         self._closing = True
         self.save_settings()
         if self._demo_job is not None:

@@ -460,6 +460,10 @@ class ThumbnailModel(QAbstractListModel):
     def file_count(self) -> int:
         return len(self._entries)
 
+    def unlabelled_count(self) -> int:
+        """Pictures lying in the project folder itself, in no class yet."""
+        return sum(1 for e in self._entries.values() if e[0] == "")
+
     def row_of(self, path: str) -> int | None:
         return self._row_of.get(path)
 
@@ -1101,6 +1105,13 @@ class QtDatasetBrowser(QWidget):
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
         self.empty_label.setObjectName("emptyState")
+        # a folder of photos with no classes yet is how most people start: their pictures are
+        # shown at once, with this invitation to make classes and sort them
+        self.sort_hint = QLabel()
+        self.sort_hint.setWordWrap(True)
+        self.sort_hint.setObjectName("sortHint")
+        self.sort_hint.setTextFormat(Qt.TextFormat.RichText)
+        self.sort_hint.hide()
         self.grid_stack = QStackedWidget()
         self.grid_stack.addWidget(self.view)
         self.grid_stack.addWidget(self.empty_label)
@@ -1129,6 +1140,7 @@ class QtDatasetBrowser(QWidget):
         title_row.addWidget(splits_button)
         cl.addLayout(title_row)
         self._title_row = title_row
+        cl.addWidget(self.sort_hint)
         cl.addWidget(self.grid_stack, 1)
         cl.addWidget(self._make_import_panel())
 
@@ -1178,7 +1190,9 @@ class QtDatasetBrowser(QWidget):
             "QToolButton#segment:checked { background: palette(highlight); color: palette(highlighted-text);"
             " border-color: palette(highlight); }"
             "QFrame#importPanel { border-top: 1px solid palette(mid); }"
-            "QLabel#emptyState { color: palette(placeholder-text); font-size: 14px; padding: 40px; }")
+            "QLabel#emptyState { color: palette(placeholder-text); font-size: 14px; padding: 40px; }"
+            "QLabel#sortHint { background: #e8f0fe; color: #1a3a6b; border: 1px solid #b6cbf2; border-radius: 4px;"
+            " padding: 6px 8px; }")
         self._show_empty("No project open. Use File ▸ Open Folder… to choose a folder with one subfolder per class.")
         self._update_titles()
         self._update_actions()
@@ -1473,8 +1487,13 @@ class QtDatasetBrowser(QWidget):
 
     def _show_grid_or_empty(self) -> None:
         if self.root is None:
+            self.sort_hint.hide()
             return
-        if not self.classes:
+        loose = self.model.unlabelled_count()
+        self._update_sort_hint(loose)
+        if not self.classes and loose:
+            self.grid_stack.setCurrentWidget(self.view)
+        elif not self.classes:
             self._show_empty(f"<b>No class folders in</b><br>{self.root}<br><br>A project is a folder with one "
                              "subfolder per class, e.g. <i>pets/cat/</i> and <i>pets/dog/</i>.")
         elif self.model.file_count() == 0 and not self.listing:
@@ -1484,6 +1503,22 @@ class QtDatasetBrowser(QWidget):
                              + "<br><br>then choose View ▸ Reload (F5).")
         else:
             self.grid_stack.setCurrentWidget(self.view)
+
+    def _update_sort_hint(self, loose: int) -> None:
+        if not loose:
+            self.sort_hint.hide()
+            return
+        n = f"{loose:,} picture{'s' if loose != 1 else ''}"
+        if not self.classes:
+            text = (f"<b>{n}, not sorted into classes yet.</b> Make a class for each kind of picture with the "
+                    "<b>New Class…</b> button above the class list; then select pictures here and press the "
+                    "class's number key (1–9), or drag them onto the class.")
+        else:
+            text = (f"<b>{n} in the project folder itself, in no class yet.</b> Select them and press a class's "
+                    "number key (1–9), or drag them onto a class on the left (the <b>Unlabelled</b> filter shows "
+                    "only them).")
+        self.sort_hint.setText(text)
+        self.sort_hint.show()
 
     def _show_empty(self, html: str) -> None:
         self.empty_label.setText(html)

@@ -634,6 +634,22 @@ class LivePredictWidget(QWidget):
         if self._shown is None:
             self.view.set_message("Stopped. Press <b>Start</b> to go on.")
 
+    def forget_frame(self) -> None:
+        """Another project was opened: stop the camera and clear the picture and the answer,
+        so nothing of the last project stays on screen (a late result is dropped)."""
+        self._stop_sources()
+        self._token += 1
+        self._drop_pending()
+        self._set_running(False)
+        self._steady = None
+        self._shown = None
+        self._last = None
+        self._clear_heat()
+        self.reset_stats()
+        self.answer.setText("")
+        self.answer_detail.setText("")
+        self.view.set_message("Press <b>Start</b> to see what the model thinks of the camera picture.")
+
     def predict_file(self, path: str | os.PathLike) -> None:
         """Stop the camera and show and predict one picture file (play mode's "Open picture")."""
         self.stop()

@@ -34,8 +34,8 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGraphicsItem, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
+                               QGraphicsItem, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
                                QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
@@ -44,7 +44,8 @@ from ..core.augment import AugmentConfig
 from ..core.dataset import list_class_folders
 from ..core.engine import (RECIPE_DEFAULTS, MAX_SCRATCH_SIZE, TrainConfig, TrainingError, evaluate_split,
                            glance_dataset)
-from ..core.policy import AUTO, DataFacts, default_recipe, describe_value, plan_training
+from ..core.policy import AUTO, DataFacts, default_recipe, describe_value, plan_training, plan_with_share
+from ..core.runs import ProjectSplit, project_split
 from ..core.store import ProjectStore, StoreError
 from ..core.summary import ModelSummary, format_count, recipe_summary
 from ..core.trained import TrainedModel
@@ -117,6 +118,7 @@ def _fmt_duration(s: float) -> str:
 
 class QtTrainingPanel(QWidget):
     training_started = Signal(int)  # run id in the store (-1: not recorded)
+    splits_requested = Signal()  # the user wants to see or change the project's split and test folder
     training_finished = Signal(object)  # TrainingOutcome
     model_saved = Signal(str)  # the run's model file, once training ended with a model
     relabel_requested = Signal(str, str)  # from the evaluation gallery: path, new class
@@ -183,9 +185,17 @@ class QtTrainingPanel(QWidget):
         self.epochs = QSpinBox(minimum=0, maximum=1000)
         self.batch_size = QSpinBox(minimum=0, maximum=4096)
         self.lr = QDoubleSpinBox(decimals=5, minimum=0.0, maximum=1.0, singleStep=0.0001)
-        self.val_share = QSpinBox(minimum=-1, maximum=50, suffix=" %")
-        for w in (self.epochs, self.batch_size, self.lr, self.val_share):
+        for w in (self.epochs, self.batch_size, self.lr):
             w.setSpecialValueText("Auto")
+        # the validation images and the test folder are the project's (Dataset > Splits...):
+        # shown here, changed there, so the split on screen is the split trained on
+        self.split_label = QLabel(wordWrap=True)
+        self.split_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.splits_button = QToolButton()
+        self.splits_button.setText("Splits…")
+        self.splits_button.setToolTip("See and change the project's validation split and external test folder")
+        self.splits_button.clicked.connect(self.splits_requested)
+        self._split: ProjectSplit | None = None
         self.refit = QComboBox()
         for label, key in (("Auto", None), ("Yes", True), ("No", False)):
             self.refit.addItem(label, key)
@@ -205,8 +215,8 @@ class QtTrainingPanel(QWidget):
                 self.batch_size: "Images per step. Auto: from the size of the set. Halved automatically if the "
                                  "GPU runs out of memory.",
                 self.lr: "Step size of the optimiser (the most important setting). Auto: per recipe.",
-                self.val_share: "Share of each class set aside to judge each epoch by. Auto: a fifth (a tenth "
-                                "from 10,000 images).",
+                self.split_label: "The project's validation images: a share of each class set aside to judge "
+                                  "each epoch by (Dataset ▸ Splits…).",
                 self.refit: "After the validation images chose the best epoch, train the final model again on "
                             "every image (the validation figures stay those of the first pass).",
                 self.image_size: "Images are resized to this square. Automatic: the typical size of your "
@@ -214,7 +224,7 @@ class QtTrainingPanel(QWidget):
                 self.dropout: "Fraction of features dropped at random while training, against overfitting.",
                 self.weight_decay: "Pulls weights towards zero, against overfitting.",
                 self.patience: "Stop when the validation loss has not improved for this many epochs.",
-                self.seed: "Same seed, same split and same run.",
+                self.seed: "Same seed, same run (the split has its own seed, in Dataset ▸ Splits…).",
                 self.mixed_precision: "On a CUDA GPU: bfloat16 (or float16 with loss scaling) where it is safe, "
                                       "about twice as fast. The CPU always trains in float32."}
         for w, tip in tips.items():
@@ -222,14 +232,17 @@ class QtTrainingPanel(QWidget):
         for w in (self.image_size, self.dropout):
             w.valueChanged.connect(self._schedule_summary)
         self.image_size.valueChanged.connect(self._update_plan)
-        for w in (self.epochs, self.batch_size, self.lr, self.val_share):
+        for w in (self.epochs, self.batch_size, self.lr):
             w.valueChanged.connect(self._update_plan)
         self.refit.currentIndexChanged.connect(self._update_plan)
         hyper_box = QGroupBox("Hyperparameters")
         form = QFormLayout(hyper_box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        split_row = QHBoxLayout()
+        split_row.addWidget(self.split_label, 1)
+        split_row.addWidget(self.splits_button, 0, Qt.AlignmentFlag.AlignTop)
         for label, w in (("Epochs", self.epochs), ("Batch size", self.batch_size), ("Learning rate", self.lr),
-                         ("Validation", self.val_share), ("Refit on all", self.refit),
+                         ("Validation", split_row), ("Refit on all", self.refit),
                          ("Optimizer", self.optimizer), ("Image size", self.image_size), ("Dropout", self.dropout),
                          ("Weight decay", self.weight_decay), ("Early stopping", self.patience),
                          ("Seed", self.seed)):
@@ -286,18 +299,12 @@ class QtTrainingPanel(QWidget):
         self.device_combo = QComboBox()
         for label, key in device_choices():
             self.device_combo.addItem(label, key)
-        self.test_dir = QLineEdit()
-        self.test_dir.setPlaceholderText("optional: class folders from elsewhere")
-        self.test_dir.setClearButtonEnabled(True)
-        self.test_dir.setToolTip("Photos the model never sees while training, in folders named like your classes. "
-                                 "Its score there is the honest one.")
-        browse = QToolButton()
-        browse.setText("…")
-        browse.setToolTip("Choose the external test folder")
-        browse.clicked.connect(self._on_browse_clicked)
+        self.test_label = QLabel(wordWrap=True)
+        self.test_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.test_label.setToolTip("Photos the model never sees while training, in folders named like your classes. "
+                                   "Its score there is the honest one. Chosen in Dataset ▸ Splits….")
         test_row = QHBoxLayout()
-        test_row.addWidget(self.test_dir, 1)
-        test_row.addWidget(browse)
+        test_row.addWidget(self.test_label, 1)
         run_box = QGroupBox("Where")
         rf = QFormLayout(run_box)
         rf.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -482,7 +489,7 @@ class QtTrainingPanel(QWidget):
             self._schedule_summary()
         if not self._warmed_up:
             self._warmed_up = True
-            QTimer.singleShot(0, self._warm_up)
+            QTimer.singleShot(0, self, self._warm_up)  # dropped if the panel is gone by then
 
     def _warm_up(self) -> None:
         # The first paint of the plots lays out their axes, loads fonts and fills caches;
@@ -514,15 +521,39 @@ class QtTrainingPanel(QWidget):
         self.runs_view.set_store(store)
         self.evaluation.clear()
         self.last_outcome = None
+        self._clear_live()  # nothing of the previous project's run stays on screen
+        self.splits_changed()
         self._schedule_summary()
         self._update_plan()
         self._update_buttons()
+
+    def splits_changed(self) -> None:
+        """The project's split, its settings or its test folder changed (or a project opened):
+        show them as the project has them now."""
+        self._split = None
+        if self.store is not None and self.store.conn is not None:
+            try:
+                self._split = project_split(self.store)
+            except (StoreError, sqlite3.Error) as e:
+                self._log(f"Cannot read the project's split: {e}")
+        s = self._split
+        if s is None or not s.images:
+            self.split_label.setText("Auto: set aside when training starts" if self.root is not None else "")
+            self.test_label.setText((s.test_folder if s is not None else None) or "")
+        else:
+            share = f"{len(s.val):,} of {s.images:,} pictures ({s.share:.0%})"
+            how = (f", {s.val_fraction:.0%} of each class, seed {s.seed}" if s.val_fraction is not None else "")
+            left = f"; {len(s.left_out)} marked bad or duplicate are left out" if s.left_out else ""
+            self.split_label.setText(share + how + left)
+            self.test_label.setText(s.test_folder or "None (optional: class folders from elsewhere)")
+        self._update_plan()
 
     def dataset_changed(self) -> None:
         """The project's images or classes changed (imported, relabelled, deleted): the Auto
         box and the recipe suggestion follow the data as it is now."""
         if self.root is None:
             return
+        self.splits_changed()  # new images got a split, removed ones left it
         self._facts.pop(os.fspath(self.root), None)
         self._classes = list_class_folders(self.root) if self.root.is_dir() else []
         if self.isVisible():
@@ -546,11 +577,10 @@ class QtTrainingPanel(QWidget):
             aug = AugmentConfig(**{s.name: self.aug_fields[s.name].value() / (100 if s.percent else 1)
                                    for s in STRENGTHS}, horizontal_flip=self.aug_flip.isChecked())
             aug = None if aug.is_identity else aug
-        val = self.val_share.value()
         return TrainConfig(recipe=self.recipe(), epochs=self.epochs.value() or None,
                            allow_flip=self.aug_flip.isChecked(),
                            batch_size=self.batch_size.value() or None, lr=float(self.lr.value()) or None,
-                           val_split=None if val < 0 else val / 100, refit=self.refit.currentData(),
+                           refit=self.refit.currentData(),
                            optimizer=self.optimizer.currentData(),
                            image_size=self.image_size.value() or None, seed=self.seed.value(), augment=aug,
                            dropout=float(self.dropout.value()), weight_decay=float(self.weight_decay.value()),
@@ -632,9 +662,12 @@ class QtTrainingPanel(QWidget):
     # ============================================================== training
     def _launch(self, cfg: TrainConfig, *, resume_model: str | None = None, epoch_offset: int = 0,
                 resumed_from: int | None = None, planned_total: int | None = None) -> TrainingRun | None:
-        test_dir = self.test_dir.text().strip() or None
+        self.splits_changed()  # what the project says now is what this run uses
+        # (a store that lists no images yet, never synced with its folder, has no split to give)
+        split = self._split if self._split is not None and self._split.images else None
+        test_dir = split.test_folder if split is not None else None
         if test_dir and not os.path.isdir(test_dir):
-            self._log(f"The test folder {test_dir} does not exist.")
+            self._log(f"The project's test folder {test_dir} does not exist; choose another in Splits….")
             return None
         if cfg.early_stopping:
             from ..core.callbacks import EarlyStopping
@@ -644,7 +677,7 @@ class QtTrainingPanel(QWidget):
             extra = []
         extra += list(self.extra_callbacks)
         try:
-            run = TrainingRun(cfg, self.root, store=self.store, project_root=self.root, test_dir=test_dir,
+            run = TrainingRun(cfg, self.root, store=self.store, project_root=self.root, test_dir=test_dir, split=split,
                               resume_model=resume_model, epoch_offset=epoch_offset, resumed_from=resumed_from,
                               extra_callbacks=extra, parent=self)
         except TrainingError as e:
@@ -680,6 +713,19 @@ class QtTrainingPanel(QWidget):
         self._update_buttons()
         self.training_started.emit(run.run_id if run.run_id is not None else -1)
         return run
+
+    def _clear_live(self) -> None:
+        """The Live tab as before any run: empty curves, no best epoch, no log, no progress."""
+        if self.is_training:
+            return
+        self._reset_series()
+        self.log.clear()
+        self.best_line.setVisible(False)
+        self._push_plots()
+        self.progress.setValue(0)
+        self.progress.setFormat("Not started")
+        self.status_label.setText("Press Start training." if self.root is not None else "Open a project first.")
+        self._update_buttons()
 
     def _reset_series(self) -> None:
         self.series: dict[str, list[float]] = {k: [] for k in
@@ -987,7 +1033,7 @@ class QtTrainingPanel(QWidget):
 
     # ================================================================ helpers
     def _apply_recipe_defaults(self, recipe: str) -> None:
-        for w in (self.epochs, self.batch_size, self.lr, self.val_share):
+        for w in (self.epochs, self.batch_size, self.lr):
             w.setValue(w.minimum())  # Auto
         self.refit.setCurrentIndex(0)
         self.aug_mode.setCurrentIndex(0)
@@ -1068,7 +1114,11 @@ class QtTrainingPanel(QWidget):
             return
         facts = replace(facts, image_size=_training_size(facts, self.recipe(), self.image_size.value() or None))
         try:
-            plan = plan_training(self.config().resolved(), facts)
+            split = self._split
+            if split is not None and split.images:
+                plan = plan_with_share(self.config().resolved(), facts, split.share, split.describe())
+            else:
+                plan = plan_training(self.config().resolved(), facts)
         except TrainingError as e:
             self.plan_label.setText(f"<span style='color:#b00020'>{escape(str(e))}</span>")
             return
@@ -1078,12 +1128,6 @@ class QtTrainingPanel(QWidget):
             state = "auto" if d.auto else "set"
             rows.append(f"<b>{escape(d.name.capitalize())}</b>: {value} <i>({state}: {escape(d.reason)})</i>")
         self.plan_label.setText("<br>".join(rows))
-
-    def _on_browse_clicked(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "External test folder (one folder per class)",
-                                                  self.test_dir.text() or os.fspath(self.root or Path.home()))
-        if folder:
-            self.test_dir.setText(folder)
 
     def _on_runs_view_run_activated(self, run_id: int) -> None:
         if self.runs_view.run(run_id) is not None:
@@ -1135,6 +1179,13 @@ class QtTrainingPanel(QWidget):
         val_split, seed = float(0.2 if share is None else share), int(run.settings.get("seed", 0))
         test = m.get("test")
         gen, store = self._eval_generation, self.store
+        # a run on the project's split is scored on the project's validation images (as they are now)
+        val_paths = None
+        if run.settings.get("split") and store is not None:
+            try:
+                val_paths = project_split(store).val
+            except (StoreError, sqlite3.Error):
+                val_paths = None
 
         def work(state):
             model = TrainedModel.load(path)
@@ -1145,7 +1196,7 @@ class QtTrainingPanel(QWidget):
             planned = ((model.training.get("plan") or {}).get("validation share") or {}).get("value")
             share = val_split if planned is None else float(planned)
             report, predictions, skipped = evaluate_split(model, data_dir, val_split=share, seed=seed,
-                                                          progress=state.progress,
+                                                          val_paths=val_paths, progress=state.progress,
                                                           should_stop=lambda: state.cancelled)
             state.check()
             return gen, run_id, report.to_dict(), predictions, len(skipped)
@@ -1186,9 +1237,9 @@ class QtTrainingPanel(QWidget):
         self.start_button.setEnabled(not busy and self.root is not None)
         self.stop_button.setEnabled(busy)
         self.resume_button.setEnabled(self.can_resume())
-        for w in (self.recipe_combo, self.epochs, self.batch_size, self.lr, self.val_share, self.refit,
+        for w in (self.recipe_combo, self.epochs, self.batch_size, self.lr, self.splits_button, self.refit,
                   self.optimizer, self.image_size, self.dropout, self.weight_decay, self.patience, self.seed,
-                  self.mixed_precision, self.aug_box, self.device_combo, self.test_dir):
+                  self.mixed_precision, self.aug_box, self.device_combo):
             w.setEnabled(not busy)
 
     def _log(self, text: str) -> None:

@@ -47,19 +47,13 @@ import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Qt, Signal, Slot
 
 from ..core.callbacks import Callback, ModelCheckpoint
-from ..core.engine import TrainConfig, Trainer, TrainingError
-from ..core.store import STORE_DIR, ProjectStore, StoreError
+from ..core.engine import TrainConfig, Trainer, TrainingError, TrainingStopped
+from ..core.runs import ProjectSplit, RunRecord, models_dir, run_metrics
+from ..core.store import ProjectStore, StoreError
 from ..core.trained import TrainedModel
 from . import workers
 
 __all__ = ["TrainingBridge", "TrainingRun", "TrainingOutcome", "models_dir"]
-
-# what the store keeps of each evaluation report (validation and external test)
-_REPORT_KEYS = ("accuracy", "macro_f1", "count", "per_class", "confusion_matrix")
-
-
-def models_dir(project_root: str | os.PathLike) -> Path:
-    return Path(project_root) / STORE_DIR / "models"
 
 
 def _plain(logs: dict[str, Any]) -> dict[str, Any]:
@@ -195,6 +189,7 @@ class TrainingOutcome:
     test_before_refit: dict[str, Any] | None = None  # the external test report of the model before its refit
     batch_size_used: int | None = None
     refit_epochs: int = 0  # the final model was trained again on every image for this many epochs
+    metrics: dict[str, Any] | None = None  # what the project store keeps of the run (core.runs.run_metrics)
 
 
 class _Worker(QObject):
@@ -211,6 +206,8 @@ class _Worker(QObject):
         r = self._run
         try:
             outcome = self._fit()
+        except TrainingStopped:  # stopped before anything was trained: a stop, not a failure
+            outcome = TrainingOutcome("stopped", r.run_id, first_epoch=r.epoch_offset + 1)
         except Exception as e:  # reported to the GUI, never lost on the thread
             expected = isinstance(e, (TrainingError, StoreError)) or type(e).__module__.startswith("ponyclassifier")
             outcome = TrainingOutcome("failed", r.run_id, error=str(e) or type(e).__name__,
@@ -235,7 +232,7 @@ class _Worker(QObject):
         torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 2) - 1)))
         try:
             result = r.trainer.fit(r.data_dir, callbacks=callbacks, test_dir=r.test_dir,
-                                   initial_model=r.resume_model, initial_epoch=r.epoch_offset)
+                                   initial_model=r.resume_model, initial_epoch=r.epoch_offset, split=r.split)
         finally:
             torch.set_num_threads(threads)
         user_stop = result.stopped and result.stop_reason is None
@@ -265,7 +262,8 @@ class _Worker(QObject):
             error=error, plan=result.plan.to_dict() if result.plan else None,
             refit_epochs=result.refit_epochs,
             test_before_refit=result.test_before_refit.to_dict() if result.test_before_refit else None,
-            batch_size_used=result.model.training.get("batch_size_used"))
+            batch_size_used=result.model.training.get("batch_size_used"),
+            metrics=run_metrics(result, first_epoch=r.epoch_offset + 1, error=error))
 
 
 class TrainingRun(QObject):
@@ -292,7 +290,7 @@ class TrainingRun(QObject):
     def __init__(self, config: TrainConfig, data_dir: str | os.PathLike, *, store: ProjectStore | None = None,
                  project_root: str | os.PathLike | None = None, test_dir: str | os.PathLike | None = None,
                  resume_model: TrainedModel | str | os.PathLike | None = None, epoch_offset: int = 0,
-                 resumed_from: int | None = None,
+                 resumed_from: int | None = None, split: ProjectSplit | None = None,
                  extra_callbacks: Sequence[Callback] = (), parent: QObject | None = None):
         super().__init__(parent)
         if config.workers is None:
@@ -304,6 +302,8 @@ class TrainingRun(QObject):
         self.store = store
         self.project_root = Path(project_root) if project_root is not None else Path(data_dir)
         self.test_dir = os.fspath(test_dir) if test_dir else None
+        self.split = split  # the project's split; None: the engine splits by the config
+        self.record = RunRecord(store, self.project_root)
         self.resume_model = resume_model
         self.epoch_offset = epoch_offset
         self.resumed_from = resumed_from
@@ -377,21 +377,13 @@ class TrainingRun(QObject):
 
     # ------------------------------------------------------------------- store
     def _record_start(self) -> None:
-        if self.store is None or self.store.read_only:
-            if self.store is not None:
-                self.store_error = self.store.message or "the project store is read-only; this run is not recorded"
-            return
-        settings = self.config.to_dict() | {"dataset": self.data_dir, "test_dir": self.test_dir}
+        settings = self.config.to_dict() | {"dataset": self.data_dir, "test_dir": self.test_dir,
+                                            "split": self.split.to_dict() if self.split else None}
         if self.resumed_from is not None:
             settings |= {"resumed_from": self.resumed_from, "first_epoch": self.epoch_offset + 1}
-        try:
-            self.run_id = self.store.start_run(self.config.recipe, settings, self._device_text())
-        except StoreError as e:
-            self.store_error = str(e)
-            return
-        folder = models_dir(self.project_root)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.model_path = folder / f"run-{self.run_id}.pony"
+        self.model_path = self.record.start(self.config.recipe, settings, self._device_text())
+        self.run_id = self.record.run_id
+        self.store_error = self.record.error
 
     def _device_text(self) -> str:
         from ..core.engine import device_description, select_device
@@ -403,11 +395,8 @@ class TrainingRun(QObject):
 
     @Slot(int, dict)
     def _on_bridge_epoch_finished(self, epoch: int, logs: dict) -> None:
-        if self.run_id is not None and self.store is not None and self.store.conn is not None:
-            try:
-                self.store.add_epoch(self.run_id, epoch, logs)
-            except StoreError as e:
-                self.store_error = str(e)
+        self.record.add_epoch(epoch, logs)
+        self.store_error = self.record.error
         self.epoch_finished.emit(epoch, logs)
 
     @Slot(object)
@@ -424,26 +413,11 @@ class TrainingRun(QObject):
         workers.end_short_gil_switch(self)
         if outcome.seconds == 0.0:
             outcome.seconds = time.perf_counter() - self._started_at
-        if self.run_id is not None and self.store is not None and self.store.conn is not None:
-            metrics: dict[str, Any] = {"best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
-                                       "first_epoch": outcome.first_epoch, "stop_reason": outcome.stop_reason,
-                                       "skipped_files": outcome.skipped}
-            if outcome.validation:
-                metrics["validation"] = {k: outcome.validation[k] for k in _REPORT_KEYS}
-            if outcome.test:
-                metrics["test"] = {k: outcome.test[k] for k in _REPORT_KEYS}
-            if outcome.error:
-                metrics["error"] = outcome.error
-            if outcome.plan:
-                metrics["plan"] = outcome.plan
-            if outcome.test_before_refit:
-                metrics["test_before_refit"] = {k: outcome.test_before_refit[k] for k in _REPORT_KEYS}
-            metrics["refit_epochs"] = outcome.refit_epochs
-            metrics["batch_size_used"] = outcome.batch_size_used
-            try:
-                self.store.finish_run(self.run_id, status=outcome.status, seconds=round(outcome.seconds, 2),
-                                      model_path=outcome.model_path, metrics=metrics)
-            except StoreError as e:
-                self.store_error = str(e)
+        metrics = outcome.metrics or {"epochs_run": outcome.epochs_run, "first_epoch": outcome.first_epoch}
+        if outcome.error:
+            metrics["error"] = outcome.error
+        self.record.finish(outcome.status, seconds=outcome.seconds, model_path=outcome.model_path, metrics=metrics)
+        self.store_error = self.record.error
+        self.run_id = outcome.run_id = self.record.run_id  # None when a run that taught nothing was removed
         self.outcome = outcome
         self.finished.emit(outcome)

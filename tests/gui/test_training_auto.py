@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from ponyclassifier.core.project import Project
 from ponyclassifier.core.store import ProjectStore
 from tests.conftest import make_shapes_dataset
 from tests.gui.conftest import make_panel
@@ -45,12 +46,22 @@ def test_auto_box_says_what_auto_chooses_and_follows_the_settings(qtbot, project
     cfg = panel.config()
     assert cfg.epochs == 5 and cfg.batch_size is None and cfg.lr is None and cfg.val_split is None
     assert cfg.augment is None and cfg.refit is None and cfg.mixed_precision is None
-    panel.val_share.setValue(10)
     panel.refit.setCurrentIndex(panel.refit.findData(False))
     panel.mixed_precision.setChecked(False)
     cfg = panel.config()
-    assert cfg.val_split == pytest.approx(0.1) and cfg.refit is False and cfg.mixed_precision is False
-    assert "<b>Validation share</b>: 10%" in panel.plan_label.text()
+    assert cfg.refit is False and cfg.mixed_precision is False
+    # the validation share is the project's split (Dataset > Splits...), shown here as it is
+    panel.set_project(None, None)
+    store.close()
+    with Project(root) as p:
+        p.sync()
+        p.make_splits(0.1, 3)
+        panel.set_project(root, p.store)
+        assert "6 of 60 pictures (10%), 10% of each class, seed 3" in panel.split_label.text()
+        qtbot.waitUntil(lambda: "<b>Validation share</b>: 10% <i>(set: the project&#x27;s split: 10% of each "
+                                "class, seed 3)</i>" in panel.plan_label.text(), timeout=30000)
+        assert panel.config().val_split is None  # the run takes the project's split, not a share of its own
+        panel.set_project(None, None)
     assert panel.shutdown()
 
 

@@ -1,0 +1,198 @@
+"""Runs belong to the project: the split a run trains on and the record it leaves.
+
+* :func:`project_split` reads what the project says a run must use: the validation images
+  of its split (Dataset ▸ Splits… in the app), the pictures its checks marked bad or
+  duplicate (left out), the split's share and seed, and the external test folder. The
+  engine takes it as ``Trainer.fit(split=...)``, so the split the app shows is the split
+  trained on, from the app and from ``ponyclassifier train PROJECT``.
+* :class:`RunRecord` is the run's row in the project store: started, one row per epoch,
+  finished with the metrics the runs table, the CLI's ``runs`` and the evaluation view read.
+  The app and the command line record through it, the same way.
+
+Qt-free; the store is used from the thread that opened it (the GUI thread, or the CLI's).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .store import STORE_DIR, ProjectStore, Run, StoreError, store_path
+
+__all__ = ["ProjectSplit", "RunRecord", "models_dir", "project_split", "run_metrics", "run_row", "is_project",
+           "RUN_COLUMNS"]
+
+# what the store keeps of each evaluation report (validation and external test)
+REPORT_KEYS = ("accuracy", "macro_f1", "count", "per_class", "confusion_matrix")
+LEFT_OUT = ("bad", "duplicate")  # image statuses a run does not train or validate on
+
+
+def models_dir(project_root: str | os.PathLike) -> Path:
+    """Where the runs of a project keep their models."""
+    return Path(project_root) / STORE_DIR / "models"
+
+
+def is_project(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` has a project store (it was opened in the app or trained as a project)."""
+    return store_path(folder).is_file()
+
+
+@dataclass(frozen=True)
+class ProjectSplit:
+    """The project's word on which images a run validates on and which it leaves out.
+
+    ``val`` and ``left_out`` are paths relative to the project root with "/" separators
+    (as the store keeps them). A labelled image in neither set trains."""
+
+    val: frozenset[str]
+    left_out: frozenset[str] = frozenset()
+    images: int = 0  # labelled images a run uses (train and validation)
+    val_fraction: float | None = None  # the share and seed the split was made with (None: never made by hand)
+    seed: int | None = None
+    test_folder: str | None = None
+
+    @property
+    def share(self) -> float:
+        """The share of the used images that validate."""
+        return len(self.val) / self.images if self.images else 0.0
+
+    def describe(self) -> str:
+        if self.val_fraction is None:
+            return "the project's split"
+        return f"the project's split: {self.val_fraction:.0%} of each class, seed {self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"val_fraction": self.val_fraction, "seed": self.seed, "val_images": len(self.val),
+                "left_out": len(self.left_out), "test_folder": self.test_folder}
+
+
+def project_split(store: ProjectStore) -> ProjectSplit:
+    """The split recorded in ``store`` (read once; the rows are the truth, the settings
+    only describe how they were made)."""
+    import json  # noqa: PLC0415
+
+    from .project import SPLIT_SETTINGS_KEY, TEST_FOLDER_KEY  # noqa: PLC0415
+
+    val, left_out, used = set(), set(), 0
+    for r in store.conn.execute("SELECT relpath, split, status FROM images WHERE class != ''"):
+        if r["status"] in LEFT_OUT:
+            left_out.add(r["relpath"])
+            continue
+        used += 1
+        if r["split"] == "val":
+            val.add(r["relpath"])
+    try:
+        settings = json.loads(store.meta(SPLIT_SETTINGS_KEY) or "null") or {}
+    except ValueError:
+        settings = {}
+    fraction, seed = settings.get("val_fraction"), settings.get("seed")
+    return ProjectSplit(frozenset(val), frozenset(left_out), used,
+                        float(fraction) if isinstance(fraction, (int, float)) else None,
+                        int(seed) if isinstance(seed, int) else None, store.meta(TEST_FOLDER_KEY))
+
+
+def _report(report: Any) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    d = report if isinstance(report, dict) else report.to_dict()
+    return {k: d[k] for k in REPORT_KEYS if k in d}
+
+
+def run_metrics(result: Any, *, first_epoch: int = 1, error: str | None = None) -> dict[str, Any]:
+    """What the store keeps of an engine ``TrainResult`` (plain values, so it may be built on
+    the training thread and recorded on the thread that owns the store)."""
+    metrics: dict[str, Any] = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                               "first_epoch": first_epoch,
+                               "stop_reason": result.stop_reason,
+                               "skipped_files": int(result.model.metrics.get("skipped_files", 0))
+                               if result.model is not None else len(result.skipped)}
+    if result.val_report is not None:
+        metrics["validation"] = _report(result.val_report)
+    if result.test_report is not None:
+        metrics["test"] = _report(result.test_report)
+    if result.test_before_refit is not None:
+        metrics["test_before_refit"] = _report(result.test_before_refit)
+    if result.plan is not None:
+        metrics["plan"] = result.plan.to_dict()
+    metrics["refit_epochs"] = result.refit_epochs
+    metrics["batch_size_used"] = result.model.training.get("batch_size_used") if result.model is not None else None
+    if error:
+        metrics["error"] = error
+    return metrics
+
+
+@dataclass
+class RunRecord:
+    """One run's row in the project store. ``start`` inserts it (status "running"),
+    ``add_epoch`` records each epoch's logs, ``finish`` the outcome. A store that cannot be
+    written (read-only, full disk) never fails the training: ``error`` says why the run
+    is not (fully) recorded."""
+
+    store: ProjectStore | None
+    project_root: Path
+    run_id: int | None = None
+    error: str | None = None
+    finished: bool = field(default=False)
+
+    def start(self, recipe: str, settings: dict[str, Any], device: str | None) -> Path | None:
+        """Record the start; returns the model path of the run (in the project's models
+        folder), or None when the run cannot be recorded."""
+        if self.store is None or self.store.read_only:
+            if self.store is not None:
+                self.error = self.store.message or "the project store is read-only; this run is not recorded"
+            return None
+        try:
+            self.run_id = self.store.start_run(recipe, settings, device)
+        except StoreError as e:
+            self.error = str(e)
+            return None
+        folder = models_dir(self.project_root)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"run-{self.run_id}.pony"
+
+    @property
+    def active(self) -> bool:
+        return self.run_id is not None and self.store is not None and self.store.conn is not None
+
+    def add_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        if not self.active or self.finished:
+            return
+        try:
+            self.store.add_epoch(self.run_id, epoch, logs)
+        except StoreError as e:
+            self.error = str(e)
+
+    def finish(self, status: str, *, seconds: float, model_path: str | None, metrics: dict[str, Any]) -> None:
+        """Record the outcome. A run stopped before its first epoch ended (the user stopped it,
+        or quit, at once) taught nothing and has no model: it is removed, not listed as a
+        "stopped, 0 epochs" run. A failed run stays, with its error, however short."""
+        if not self.active or self.finished:
+            return
+        self.finished = True
+        if status == "stopped" and not metrics.get("epochs_run"):
+            try:
+                self.store.delete_run(self.run_id)
+            except StoreError as e:
+                self.error = str(e)
+            self.run_id = None
+            return
+        try:
+            self.store.finish_run(self.run_id, status=status, seconds=round(seconds, 2), model_path=model_path,
+                                  metrics=metrics)
+        except StoreError as e:
+            self.error = str(e)
+
+
+# the columns of `ponyclassifier runs` (and the keys of its --json objects)
+RUN_COLUMNS = ("id", "recipe", "started", "status", "epochs", "val_accuracy", "val_f1", "test_f1", "difference",
+               "model")
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    """One run as the ``runs`` command lists it."""
+    m = run.metrics or {}
+    return {"id": run.id, "recipe": run.recipe, "started": run.created, "status": run.status,
+            "epochs": m.get("epochs_run"), "val_accuracy": run.val_accuracy, "val_f1": run.val_f1,
+            "test_f1": run.test_f1, "difference": run.f1_gap, "model": run.model_path}
