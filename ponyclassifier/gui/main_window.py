@@ -623,7 +623,9 @@ class MainWindow(QMainWindow):
             return
         self._refresh_explain_samples()
         self.training.dataset_changed()  # the Auto settings follow the data
-        self.count_label.setText(f"{n:,} image{'s' if n != 1 else ''} in {c} class{'es' if c != 1 else ''}")
+        images = f"{n:,} image{'s' if n != 1 else ''}"
+        self.count_label.setText(f"{images}, not sorted into classes yet" if n and not c else
+                                 f"{images} in {c} class{'es' if c != 1 else ''}")
 
     def _on_browser_status_message(self, text: str, ms: int) -> None:
         self.statusBar().showMessage(text, ms)

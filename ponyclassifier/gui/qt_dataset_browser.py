@@ -1511,7 +1511,7 @@ class QtDatasetBrowser(QWidget):
         n = f"{loose:,} picture{'s' if loose != 1 else ''}"
         if not self.classes:
             text = (f"<b>{n}, not sorted into classes yet.</b> Make a class for each kind of picture with the "
-                    "<b>New Class…</b> button above the class list; then select pictures here and press the "
+                    "<b>New Class</b> button above the class list; then select pictures here and press the "
                     "class's number key (1–9), or drag them onto the class.")
         else:
             text = (f"<b>{n} in the project folder itself, in no class yet.</b> Select them and press a class's "

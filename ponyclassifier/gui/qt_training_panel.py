@@ -537,15 +537,16 @@ class QtTrainingPanel(QWidget):
             except (StoreError, sqlite3.Error) as e:
                 self._log(f"Cannot read the project's split: {e}")
         s = self._split
+        no_test = "None (optional: class folders from elsewhere, chosen in Splits…)" if self.root is not None else ""
         if s is None or not s.images:
             self.split_label.setText("Auto: set aside when training starts" if self.root is not None else "")
-            self.test_label.setText((s.test_folder if s is not None else None) or "")
+            self.test_label.setText((s.test_folder if s is not None else None) or no_test)
         else:
             share = f"{len(s.val):,} of {s.images:,} pictures ({s.share:.0%})"
             how = (f", {s.val_fraction:.0%} of each class, seed {s.seed}" if s.val_fraction is not None else "")
             left = f"; {len(s.left_out)} marked bad or duplicate are left out" if s.left_out else ""
             self.split_label.setText(share + how + left)
-            self.test_label.setText(s.test_folder or "None (optional: class folders from elsewhere)")
+            self.test_label.setText(s.test_folder or no_test)
         self._update_plan()
 
     def dataset_changed(self) -> None:
@@ -568,6 +569,7 @@ class QtTrainingPanel(QWidget):
         """Pick ``recipe`` as the user does: it stands for this project (no suggestion replaces it)."""
         self._set_recipe(recipe)
         self._recipe_touched = True
+        self._set_recipe_note(None)  # the suggestion no longer describes what is chosen
 
     def config(self) -> TrainConfig:
         """The settings on screen as a TrainConfig ("Auto" is None: the policy decides)."""

@@ -130,7 +130,7 @@ def test_a_flat_folder_of_photos_shows_its_pictures_and_invites_sorting(qtbot, t
     assert br.classes == [] and br.model.file_count() == 15
     assert br.grid_stack.currentWidget() is br.view and br.model.rowCount() == 15  # shown at once, under All
     assert br.sort_hint.isVisible() and "15 pictures, not sorted into classes yet" in br.sort_hint.text()
-    assert "New Class" in br.sort_hint.text() and "1–9" in br.sort_hint.text()
+    assert "New Class" in br.sort_hint.text() and "not sorted into classes yet" in w.count_label.text() and "1–9" in br.sort_hint.text()
     # make a class and sort two pictures into it with its number key
     with qtbot.waitSignal(br.action_finished, timeout=20000):
         assert br.create_class("beach")
