@@ -61,8 +61,9 @@ from .runs import ProjectSplit
 from .trained import TrainedModel, default_unsure_threshold
 
 __all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingError", "TrainingDiverged", "TrainingStopped",
-           "select_device", "device_description", "evaluate_model", "evaluate_split", "evaluate_source", "stratified_split",
-           "median_image_side", "glance_dataset", "default_batch_size", "RECIPE_DEFAULTS", "MAX_SCRATCH_SIZE"]
+           "select_device", "device_description", "evaluate_model", "evaluate_split", "evaluate_source",
+           "stratified_split", "median_image_side", "glance_dataset", "default_batch_size", "RECIPE_DEFAULTS",
+           "MAX_SCRATCH_SIZE"]
 
 # What each recipe trains at, and the fine-tune phase's rate; epochs, learning rate, batch
 # size, augmentation, validation share and refitting are the policy's (core/policy.py).

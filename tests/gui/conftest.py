@@ -56,3 +56,35 @@ def make_panel(qtbot, root, store):
     win.show()
     panel.set_project(root, store)
     return win, panel
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """Factory: ``make_window(width=1280, height=800)`` gives a shown MainWindow at the default
+    window size; each one is closed after the test (a training still running is stopped, as
+    if the user had said so), so no test leaves a window or a run behind."""
+    from ponyclassifier.gui.main_window import MainWindow
+
+    made = []
+
+    def make(width: int = 1280, height: int = 800) -> MainWindow:
+        w = MainWindow()
+        qtbot.addWidget(w)
+        w.resize(width, height)
+        w.show()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        if w.isVisible():
+            w._stop_confirmed = True  # noqa: SLF001 (the user's "stop and keep the best model")
+            w.close()
+
+
+def open_in(qtbot, w, root) -> None:
+    """Open ``root`` in main window ``w`` and wait until every place has the project."""
+    with qtbot.waitSignal(w.browser.listing_finished, timeout=30000):
+        assert w.open_project(str(root))
+    qtbot.waitUntil(lambda: w.browser.project is not None and w.training.store is not None and not w.browser.busy,
+                    timeout=30000)

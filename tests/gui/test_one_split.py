@@ -7,23 +7,17 @@ from pathlib import Path
 
 from ponyclassifier.core.project import Project
 from ponyclassifier.core.store import ProjectStore
-from ponyclassifier.gui.main_window import PLACES, MainWindow
+from ponyclassifier.gui.main_window import PLACES
 from tests.conftest import make_shapes_dataset
 from tests.core.test_cli import run
-from tests.gui.conftest import make_panel
+from tests.gui.conftest import make_panel, open_in
 
 
-def test_the_split_and_test_folder_set_in_splits_are_the_ones_trained_on(qtbot, tmp_path, gui_env):
+def test_the_split_and_test_folder_set_in_splits_are_the_ones_trained_on(qtbot, tmp_path, gui_env, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=10, size=32, classes=("circle", "square"))
     test = make_shapes_dataset(tmp_path / "elsewhere", per_class=3, size=32, seed=9, classes=("circle", "square"))
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show()
-    with qtbot.waitSignal(w.browser.listing_finished, timeout=30000):
-        w.open_project(str(root))
-    qtbot.waitUntil(lambda: w.browser.project is not None and not w.browser.busy and w.training.store is not None,
-                    timeout=30000)
+    w = make_window()
+    open_in(qtbot, w, root)
     w.set_place(PLACES.index("Train"))
     panel = w.training
     # the Train place sends the user to the one place the split is made
