@@ -100,6 +100,20 @@ class EarlyStopping(Callback):
             self.trainer.should_stop = True
 
 
+def epoch_score(logs: dict[str, Any]) -> tuple[float, float] | None:
+    """How good an epoch is, for choosing the best one (the one rule: the engine keeps that
+    epoch's model, the Train panel marks it): the highest validation accuracy, then the
+    lowest validation loss among equals; with no validation images, the lowest training
+    loss. None when the epoch has no finite score to compare."""
+    va, vl = logs.get("val_accuracy"), logs.get("val_loss")
+    if va is not None and math.isfinite(va):
+        return float(va), -float(vl) if vl is not None and math.isfinite(vl) else -math.inf
+    tl = logs.get("train_loss")
+    if (va is None or not math.isfinite(va)) and tl is not None and math.isfinite(tl):
+        return 0.0, -float(tl)
+    return None
+
+
 class ModelCheckpoint(Callback):
     """Write the model file whenever the monitored value improves (the best model so far
     is always on disk, so a crash or a stop loses nothing)."""

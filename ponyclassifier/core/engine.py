@@ -43,7 +43,7 @@ from torch import nn
 from . import headselect
 from . import models as M
 from .augment import AugmentConfig, build_augmenter
-from .callbacks import Callback, CallbackList, History
+from .callbacks import Callback, CallbackList, History, epoch_score
 from .dataset import (DEFAULT_CACHE_BUDGET, BatchSource, DatasetError, ScanReport, SkippedFile, TooManyBadFiles,
                       scan_dataset, stratified_split)
 from .devices import (DeviceError, Precision, device_description, seed_everything, select_device as _select_device,
@@ -62,7 +62,7 @@ from .trained import TrainedModel, default_unsure_threshold
 
 __all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingError", "TrainingDiverged", "TrainingStopped",
            "select_device", "device_description", "evaluate_model", "evaluate_split", "evaluate_source",
-           "stratified_split", "median_image_side", "glance_dataset", "default_batch_size", "RECIPE_DEFAULTS",
+           "stratified_split", "median_image_side", "glance_dataset", "training_image_size", "default_batch_size", "RECIPE_DEFAULTS",
            "MAX_SCRATCH_SIZE"]
 
 # What each recipe trains at, and the fine-tune phase's rate; epochs, learning rate, batch
@@ -206,6 +206,14 @@ def median_image_side(root: str | os.PathLike, limit: int = 48) -> int:
     return int(np.median(sides)) if sides else MAX_SCRATCH_SIZE
 
 
+def training_image_size(recipe: str, source_side: int, image_size: int | None = None) -> int:
+    """The square a run trains at (the one rule, also shown by the Train panel): as set, else
+    the recipe's (224 px for the pretrained network), else (scratch) the pictures' own
+    typical smaller side, from 16 to ``MAX_SCRATCH_SIZE`` px."""
+    return (image_size or RECIPE_DEFAULTS.get(recipe, {}).get("image_size")
+            or max(16, min(MAX_SCRATCH_SIZE, int(source_side))))
+
+
 def glance_dataset(root: str | os.PathLike, recipe: str, image_size: int | None = None,
                    limit: int = 48) -> DataFacts:
     """What the policy needs, from the folder listing and a decoded sample (no full scan):
@@ -213,7 +221,7 @@ def glance_dataset(root: str | os.PathLike, recipe: str, image_size: int | None 
     decides from the full scan, which also drops unreadable files."""
     counts, sides, gray = _sample(root, limit)
     side = int(np.median(sides)) if sides else MAX_SCRATCH_SIZE
-    size = image_size or RECIPE_DEFAULTS.get(recipe, {}).get("image_size") or max(16, min(MAX_SCRATCH_SIZE, side))
+    size = training_image_size(recipe, side, image_size)
     return DataFacts(images=sum(counts.values()), classes=len(counts),
                      min_per_class=min(counts.values()) if counts else 0, image_size=size, source_side=side,
                      channels=1 if gray and all(gray) else 3)
@@ -322,7 +330,8 @@ class Trainer:
             report = data
             size = cfg.image_size or start_size or report.image_size or MAX_SCRATCH_SIZE
         else:
-            size = cfg.image_size or start_size or max(16, min(MAX_SCRATCH_SIZE, median_image_side(data)))
+            size = start_size if not cfg.image_size and start_size else \
+                training_image_size(cfg.recipe, median_image_side(data), cfg.image_size)
             report = scan_dataset(data, image_size=size, cache_budget=cfg.cache_budget,
                                   progress=lambda d, t: cb.on_prepare_progress("scan", d, t),
                                   should_stop=lambda: self.should_stop, workers=cfg.workers)
@@ -716,8 +725,8 @@ class Trainer:
                      "lr": float(opt.param_groups[0]["lr"])}
             done += 1
             if select_best:
-                score = (logs["val_accuracy"], -logs["val_loss"]) if has_val else (0.0, -logs["train_loss"])
-                if best["score"] is None or score > best["score"]:
+                score = epoch_score(logs)
+                if score is not None and (best["score"] is None or score > best["score"]):
                     best.update(score=score, epoch=epoch,
                                 state={k: v.detach().clone() for k, v in net.state_dict().items()})
             cb.on_epoch_end(epoch, logs)

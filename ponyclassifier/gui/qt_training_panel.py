@@ -41,9 +41,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
 
 from ..core import models as M
 from ..core.augment import AugmentConfig
+from ..core.callbacks import epoch_score
 from ..core.dataset import list_class_folders
 from ..core.engine import (RECIPE_DEFAULTS, MAX_SCRATCH_SIZE, TrainConfig, TrainingError, evaluate_split,
-                           glance_dataset)
+                           glance_dataset, training_image_size)
 from ..core.policy import AUTO, DataFacts, default_recipe, describe_value, plan_training, plan_with_share
 from ..core.runs import ProjectSplit, project_split
 from ..core.store import ProjectStore, StoreError
@@ -85,8 +86,8 @@ def device_choices() -> list[tuple[str, str]]:
 
 
 def _training_size(facts: DataFacts, recipe: str, size: int | None) -> int:
-    """The size a run trains at: as set, the recipe's, or (scratch) the pictures' own up to 150 px."""
-    return size or RECIPE_DEFAULTS[recipe]["image_size"] or max(16, min(MAX_SCRATCH_SIZE, facts.source_side))
+    """The size a run trains at, by the engine's rule."""
+    return training_image_size(recipe, facts.source_side, size)
 
 
 def _nice_ceiling(v: float) -> float:
@@ -800,11 +801,9 @@ class QtTrainingPanel(QWidget):
             v = logs.get(k)
             s[k].append(float(v) if v is not None else math.nan)
         self._epoch_done = epoch
-        va, vl = s["val_accuracy"][-1], s["val_loss"][-1]
-        if math.isfinite(va):  # the engine's rule: best accuracy, then lowest loss among equals
-            score = (va, -vl if math.isfinite(vl) else -math.inf)
-            if self._best_score is None or score > self._best_score:
-                self._best_score, self._best_epoch = score, epoch
+        score = epoch_score(logs)  # the engine's rule, so the line marks the model it keeps
+        if score is not None and (self._best_score is None or score > self._best_score):
+            self._best_score, self._best_epoch = score, epoch
         self._progress = {"epoch": epoch, "seen": self._train_images, "train_images": self._train_images,
                           "images_per_second": logs.get("images_per_second", 0.0)}
         self._dirty = self._loss_dirty = self._acc_dirty = True

@@ -5,10 +5,12 @@ the run in the project's store, where `ponyclassifier runs` (and the app) list i
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
+from ponyclassifier.core.callbacks import epoch_score
 from ponyclassifier.core.engine import TrainConfig, Trainer
 from ponyclassifier.core.project import Project
 from ponyclassifier.core.runs import RUN_COLUMNS, ProjectSplit, models_dir, project_split
@@ -115,3 +117,21 @@ def test_a_failed_run_on_a_project_is_recorded_as_failed_with_its_cause(tmp_path
         (recorded,) = s.runs()
     assert recorded.status == "failed" and "learning rate" in recorded.metrics["error"]
     assert "learning rate" in r.stderr
+
+
+def test_the_best_epoch_rule_is_one_function_the_engine_and_the_panel_share(tmp_path):
+    nan = math.nan
+    better = epoch_score({"val_accuracy": 0.8, "val_loss": 0.5})
+    assert better > epoch_score({"val_accuracy": 0.7, "val_loss": 0.1})  # accuracy first
+    assert epoch_score({"val_accuracy": 0.8, "val_loss": 0.4}) > better  # then the lower loss among equals
+    assert epoch_score({"val_accuracy": 0.8, "val_loss": nan}) < better
+    # no validation images: the lowest training loss
+    assert epoch_score({"val_accuracy": nan, "val_loss": nan, "train_loss": 0.3}) > \
+        epoch_score({"val_accuracy": nan, "val_loss": nan, "train_loss": 0.6})
+    assert epoch_score({"val_accuracy": nan, "train_loss": nan}) is None
+    # the engine keeps the epoch the rule picks
+    root = make_shapes_dataset(tmp_path / "shapes", per_class=6, size=32)
+    r = Trainer(TrainConfig(recipe="scratch", epochs=3, image_size=32, refit=False)).fit(root)
+    scores = [epoch_score({k: r.history[k][i] for k in ("val_accuracy", "val_loss", "train_loss")})
+              for i in range(r.epochs_run)]
+    assert r.best_epoch == 1 + max(range(len(scores)), key=lambda i: scores[i])
