@@ -14,7 +14,7 @@ from PIL import Image
 from .engine import select_device
 from .images import ImageError, is_candidate_file
 from .preprocess import load_input, to_float, to_uint8_tensor
-from .trained import TrainedModel
+from .trained import TrainedModel, is_unsure
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Predictor:
         k = max(1, min(top_k, len(self.model.classes)))
         values, idx = probs.topk(k)
         top = [(self.model.classes[i], float(v)) for v, i in zip(values.tolist(), idx.tolist())]
-        return Prediction(path, top[0][0], top[0][1], top, top[0][1] < self.threshold)
+        return Prediction(path, top[0][0], top[0][1], top, is_unsure(top[0][1], self.threshold))
 
     def predict_image(self, image: Image.Image, top_k: int = 3) -> Prediction:
         """An already-decoded RGB image (webcam frame, clipboard)."""

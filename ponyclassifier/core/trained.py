@@ -26,6 +26,12 @@ def default_unsure_threshold(num_classes: int) -> float:
     return round(max(0.5, min(0.9, 1.5 / max(num_classes, 1))), 2)
 
 
+def is_unsure(confidence: float, threshold: float) -> bool:
+    """The "not sure" rule (one place for the command line, Predict and the live view): the
+    best class's probability is under the threshold."""
+    return confidence < threshold
+
+
 @dataclass
 class TrainedModel:
     network: nn.Module

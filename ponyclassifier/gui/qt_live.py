@@ -60,6 +60,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.trained import is_unsure
 from . import workers
 from .qt_play import FrameView, PlayWindow, percent, plain_text
 from .video_source import (NO_CAMERA, VideoSource, choose_video_file, fill_source_combo,
@@ -986,7 +987,7 @@ class LivePredictWidget(QWidget):
         idx = np.argsort(-probs)[:k]
         top = [(classes[i], float(probs[i])) for i in idx]
         label, conf = top[0]
-        pred = LivePrediction(label, conf, conf < self.threshold, top)
+        pred = LivePrediction(label, conf, is_unsure(conf, self.threshold), top)
         self._last = pred
         self._show_answer(pred)
         self.prediction_made.emit(pred)

@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QCheckBox, QFile
 
 from ..core.images import BACKGROUND, MAX_PIXELS, ImageError, decode_image
 from ..core.predict import Prediction, Predictor, expand_paths
+from ..core.trained import is_unsure
 from . import workers
 from .qt_dataset_browser import local_files_from_mime
 from .banner import Banner
@@ -550,7 +551,7 @@ class ResultCard(QFrame):
         if r.error is not None:
             self.verdict.setText(f"<b style='color:{RED}'>Could not read this file</b><br>{html.escape(r.error)}")
             return
-        unsure = r.confidence < threshold
+        unsure = is_unsure(r.confidence, threshold)
         best = html.escape(r.label or "")
         if unsure:
             self.verdict.setText(f"<span style='font-size:15px; font-weight:600; color:{AMBER}'>Not sure</span>"
@@ -876,7 +877,7 @@ class PredictPage(QWidget):
         return self._load_job is not None
 
     def is_unsure(self, result: PredictionResult) -> bool:
-        return result.error is None and result.confidence < self._threshold
+        return result.error is None and is_unsure(result.confidence, self._threshold)
 
     def set_threshold(self, value: float) -> None:
         """The "not sure" threshold (0-1); re-labels what is shown."""
