@@ -129,5 +129,15 @@ def init_from_env(device: str = "auto") -> World:
 
 
 def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
+    """Leave the process group together. A process that is done early (not rank 0, which
+    still saves and prints) must not tear its connections down while another still uses
+    them: that aborted it ("terminate called without an active exception", SIGABRT) now and
+    then. So every process first waits at a barrier, then all destroy the group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        dist.barrier()
+    except Exception:  # noqa: BLE001 (another process failed or is gone: leave anyway)
+        pass
+    finally:
         dist.destroy_process_group()
