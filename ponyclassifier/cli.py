@@ -370,9 +370,9 @@ def _open_project(data_dir: str, world) -> tuple[Any, Any]:
 
 def _train_with(a: argparse.Namespace, world, project, split) -> int:
     from .core.callbacks import Callback, EarlyStopping, ModelCheckpoint
-    from .core.engine import TrainConfig, Trainer, TrainingStopped, device_description, select_device
+    from .core.engine import TrainConfig, Trainer, TrainingStopped
     from .core.modelfile import cleanup_stale_temp_files
-    from .core.runs import RunRecord, run_metrics
+    from .core.runs import RunRecord, run_metrics, run_outcome
 
     main = world.is_main
     test_dir = a.test_dir
@@ -403,14 +403,8 @@ def _train_with(a: argparse.Namespace, world, project, split) -> int:
     trainer = Trainer(cfg, world)
     out = Path(a.out) if a.out is not None else None
     if main and project is not None:
-        try:
-            device = device_description(select_device(cfg.device))
-        except Exception:  # noqa: BLE001 (the engine says what is wrong with the device, below)
-            device = cfg.device
-        settings = trainer.config.to_dict() | {"dataset": str(project.root), "test_dir": test_dir,
-                                               "split": split.to_dict() if split else None,
-                                               "source": "command line", "processes": world.size}
-        model_path = record.start(recipe, settings, device)
+        model_path = record.start(trainer.config, dataset=str(project.root), test_dir=test_dir, split=split,
+                                  source="command line", processes=world.size)
         if out is None:
             out = model_path
         if record.error:
@@ -457,11 +451,8 @@ def _train_with(a: argparse.Namespace, world, project, split) -> int:
     if record.run_id is not None:
         result.model.metrics["run_id"] = record.run_id
     result.model.save(out)
-    user_stop = result.stopped and result.stop_reason is None
-    error = (f"{result.stop_reason} The best model before that (epoch {result.best_epoch}) was kept."
-             if trainer.diverged else None)
-    record.finish("failed" if trainer.diverged else "stopped" if user_stop else "finished",
-                  seconds=result.seconds, model_path=str(out), metrics=run_metrics(result, error=error))
+    status, error = run_outcome(result, trainer.diverged)
+    record.finish(status, seconds=result.seconds, model_path=str(out), metrics=run_metrics(result, error=error))
     if trainer.diverged:
         # the best model from before the divergence is kept, but the run did not do what was asked
         raise RuntimeError(f"{result.stop_reason} The best model before that (epoch {result.best_epoch}) "

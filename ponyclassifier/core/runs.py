@@ -21,8 +21,8 @@ from typing import Any
 
 from .store import STORE_DIR, ProjectStore, Run, StoreError, store_path
 
-__all__ = ["ProjectSplit", "RunRecord", "models_dir", "project_split", "run_metrics", "run_row", "is_project",
-           "RUN_COLUMNS"]
+__all__ = ["ProjectSplit", "RunRecord", "models_dir", "project_split", "run_metrics", "run_outcome", "run_row",
+           "is_project", "device_text", "RUN_COLUMNS"]
 
 # what the store keeps of each evaluation report (validation and external test)
 REPORT_KEYS = ("accuracy", "macro_f1", "count", "per_class", "confusion_matrix")
@@ -100,6 +100,26 @@ def _report(report: Any) -> dict[str, Any] | None:
     return {k: d[k] for k in REPORT_KEYS if k in d}
 
 
+def run_outcome(result: Any, diverged: bool) -> tuple[str, str | None]:
+    """(status, error) of a run that trained at least one epoch: "stopped" when the user
+    stopped it, "failed" with the cause when it diverged (the best model from before is
+    kept), else "finished" (also after early stopping)."""
+    if diverged:
+        return "failed", f"{result.stop_reason} The best model before that (epoch {result.best_epoch}) was kept."
+    return ("stopped" if result.stopped and result.stop_reason is None else "finished"), None
+
+
+def device_text(setting: str) -> str:
+    """The device a run with this ``--device`` setting uses, as the runs table shows it (the
+    setting itself when it names no usable device: the engine says why when it starts)."""
+    from .devices import DeviceError, device_description, select_device  # noqa: PLC0415 (torch)
+
+    try:
+        return device_description(select_device(setting))
+    except DeviceError:
+        return setting
+
+
 def run_metrics(result: Any, *, first_epoch: int = 1, error: str | None = None) -> dict[str, Any]:
     """What the store keeps of an engine ``TrainResult`` (plain values, so it may be built on
     the training thread and recorded on the thread that owns the store)."""
@@ -136,15 +156,19 @@ class RunRecord:
     error: str | None = None
     finished: bool = field(default=False)
 
-    def start(self, recipe: str, settings: dict[str, Any], device: str | None) -> Path | None:
-        """Record the start; returns the model path of the run (in the project's models
-        folder), or None when the run cannot be recorded."""
+    def start(self, config: Any, *, dataset: str, test_dir: str | None, split: ProjectSplit | None,
+              **extra: Any) -> Path | None:
+        """Record the start of a run with the engine ``config`` (resolved) on ``dataset``;
+        ``extra`` settings are kept with it. Returns the model path of the run (in the
+        project's models folder), or None when the run cannot be recorded."""
         if self.store is None or self.store.read_only:
             if self.store is not None:
                 self.error = self.store.message or "the project store is read-only; this run is not recorded"
             return None
+        settings = config.to_dict() | {"dataset": dataset, "test_dir": test_dir,
+                                       "split": split.to_dict() if split else None} | extra
         try:
-            self.run_id = self.store.start_run(recipe, settings, device)
+            self.run_id = self.store.start_run(config.recipe, settings, device_text(config.device))
         except StoreError as e:
             self.error = str(e)
             return None

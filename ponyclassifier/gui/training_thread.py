@@ -48,7 +48,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Qt, Signal, Slot
 
 from ..core.callbacks import Callback, ModelCheckpoint
 from ..core.engine import TrainConfig, Trainer, TrainingError, TrainingStopped
-from ..core.runs import ProjectSplit, RunRecord, models_dir, run_metrics
+from ..core.runs import ProjectSplit, RunRecord, models_dir, run_metrics, run_outcome
 from ..core.store import ProjectStore, StoreError
 from ..core.trained import TrainedModel
 from . import workers
@@ -235,12 +235,7 @@ class _Worker(QObject):
                                    initial_model=r.resume_model, initial_epoch=r.epoch_offset, split=r.split)
         finally:
             torch.set_num_threads(threads)
-        user_stop = result.stopped and result.stop_reason is None
-        status = "stopped" if user_stop else "finished"
-        error = None
-        if r.trainer.diverged:  # a failure, though the best model from before it is kept
-            status, error = "failed", f"{result.stop_reason} The best model before that (epoch {result.best_epoch}) " \
-                                      "was kept."
+        status, error = run_outcome(result, r.trainer.diverged)  # diverged: failed, the best model before is kept
         model_path = None
         if result.epochs_run > 0 and r.model_path is not None:
             result.model.metrics["run_id"] = r.run_id
@@ -377,21 +372,12 @@ class TrainingRun(QObject):
 
     # ------------------------------------------------------------------- store
     def _record_start(self) -> None:
-        settings = self.config.to_dict() | {"dataset": self.data_dir, "test_dir": self.test_dir,
-                                            "split": self.split.to_dict() if self.split else None}
-        if self.resumed_from is not None:
-            settings |= {"resumed_from": self.resumed_from, "first_epoch": self.epoch_offset + 1}
-        self.model_path = self.record.start(self.config.recipe, settings, self._device_text())
+        resumed = ({"resumed_from": self.resumed_from, "first_epoch": self.epoch_offset + 1}
+                   if self.resumed_from is not None else {})
+        self.model_path = self.record.start(self.config, dataset=self.data_dir, test_dir=self.test_dir,
+                                            split=self.split, **resumed)
         self.run_id = self.record.run_id
         self.store_error = self.record.error
-
-    def _device_text(self) -> str:
-        from ..core.engine import device_description, select_device
-
-        try:
-            return device_description(select_device(self.config.device))
-        except TrainingError:
-            return self.config.device
 
     @Slot(int, dict)
     def _on_bridge_epoch_finished(self, epoch: int, logs: dict) -> None:
