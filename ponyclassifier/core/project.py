@@ -213,7 +213,11 @@ class Project:
         rarely shift old ones. Returns how many images got a split (0 on a read-only project)."""
         if self.read_only or not self.store.has_labelled_without_split():
             return 0
-        images = self.store.images()
+        # each class is split on its own: only the classes with new images need reading (an
+        # import into one class of a 20,000-image project reads that class, not the project)
+        classes = [r[0] for r in self.store.conn.execute(
+            "SELECT DISTINCT class FROM images WHERE class != '' AND split IS NULL")]
+        images = [row for c in classes for row in self.store.images(cls=c)]
         settings = self.split_settings() or {}
         if val_fraction is None:
             val_fraction = settings.get("val_fraction", 0.2)
