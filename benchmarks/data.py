@@ -209,16 +209,23 @@ def _textures(crop: int = 32, train_per_class: int = 100, test_per_class: int = 
         cut = int(w * 0.6)
         for part, (x0, x1, n) in enumerate([(0, cut, train_per_class), (cut, w, test_per_class)]):
             cells = [(y, x) for y in range(0, h - crop + 1, crop) for x in range(x0, x1 - crop + 1, crop)]
-            if n > len(cells):
-                raise ValueError(f"{name}: only {len(cells)} crops of {crop}px fit, {n} asked for")
-            for j in np.sort(rng.choice(len(cells), n, replace=False)):
-                y, x = cells[j]
-                imgs.append(photo[y:y + crop, x:x + crop])
-                labels.append(c)
-                is_test.append(part == 1)
+            found = _pick_crops(photo, cells, n, crop, rng, f"{name}: only {len(cells)} crops of {crop}px fit")
+            imgs += found
+            labels += [c] * len(found)
+            is_test += [part == 1] * len(found)
     images, labels, is_test = np.stack(imgs), np.array(labels, dtype=np.int64), np.array(is_test)
     return (images, labels, names, np.flatnonzero(~is_test), np.flatnonzero(is_test),
             "scikit-image brick/grass/gravel photos, 32x32 crops (train: left 60%, test: right 40%)")
+
+
+def _pick_crops(photo: np.ndarray, cells: list[tuple[int, int]], n: int, crop: int, rng: np.random.Generator,
+                too_few: str) -> list[np.ndarray]:
+    """``n`` of the ``crop``-sized squares at ``cells`` (top-left corners) of ``photo``, drawn
+    without replacement, in the cells' order; ``too_few`` starts the error when there are fewer."""
+    if n > len(cells):
+        raise ValueError(f"{too_few}, {n} asked for")
+    picks = np.sort(rng.choice(len(cells), n, replace=False))
+    return [photo[y:y + crop, x:x + crop] for y, x in (cells[j] for j in picks)]
 
 
 def _photos(crop: int = 32, side: int = 448, train_per_class: int = 80, test_per_class: int = 40):
@@ -244,13 +251,10 @@ def _photos(crop: int = 32, side: int = 448, train_per_class: int = 80, test_per
         for part, n in ((0, train_per_class), (1, test_per_class)):
             # 2x2 groups of cells alternate like a checkerboard between training and test
             mine = [(y, x) for y, x in cells if ((y // (2 * crop)) + (x // (2 * crop))) % 2 == part]
-            if n > len(mine):
-                raise ValueError(f"{name}: only {len(mine)} textured {crop}px crops, {n} asked for")
-            for j in np.sort(rng.choice(len(mine), n, replace=False)):
-                y, x = mine[j]
-                imgs.append(photo[y:y + crop, x:x + crop])
-                labels.append(c)
-                is_test.append(part == 1)
+            found = _pick_crops(photo, mine, n, crop, rng, f"{name}: only {len(mine)} textured {crop}px crops")
+            imgs += found
+            labels += [c] * len(found)
+            is_test += [part == 1] * len(found)
     images, labels, is_test = np.stack(imgs), np.array(labels, dtype=np.int64), np.array(is_test)
     return (images, labels, names, np.flatnonzero(~is_test), np.flatnonzero(is_test),
             "scikit-image and scikit-learn colour photos, 32x32 crops (train and test from alternate 64x64 blocks)")
