@@ -232,7 +232,7 @@ def _wait(app, cond, timeout: float) -> bool:
 def gui_run(model, description: str, video: Path, seconds: float, cam: bool, baseline_seconds: float) -> dict:
     from PySide6.QtWidgets import QApplication
 
-    from ponyclassifier.gui.qt_live import LivePredictWidget
+    from ponyclassifier.gui.predict.live import LivePredictWidget
 
     app = QApplication.instance() or QApplication([])
     _install_quiet_handler()

@@ -13,10 +13,17 @@ import datetime
 import sys
 import traceback
 
-from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt, QThread, QThreadPool, Signal, Slot
+from PySide6.QtCore import (
+    QCoreApplication,
+    QObject,
+    QSettings,
+    Qt,
+    Signal,
+    Slot,
+)
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from . import projects
+from . import projects, workers
 
 APP_NAME = "PonyClassifier"
 ORG_NAME = "PonyClassifier"
@@ -88,10 +95,7 @@ def configure_application(app: QCoreApplication) -> None:
     app.setOrganizationDomain(ORG_DOMAIN)
     app.setApplicationDisplayName(APP_NAME)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    # Long jobs (occlusion maps, filter patterns, a folder of predictions) must not leave
-    # quick ones (thumbnails, previews) waiting on a 2-core machine: at least 4 workers.
-    pool = QThreadPool.globalInstance()
-    pool.setMaxThreadCount(max(4, QThread.idealThreadCount()))
+    workers.configure_pool()
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -116,5 +120,5 @@ def main(argv: list[str]) -> int:
         return app.exec()
     finally:
         # Let workers (e.g. a project store still opening) end while Qt objects still exist.
-        QThreadPool.globalInstance().waitForDone(10000)
+        workers.wait_for_pool(10000)
         reporter.uninstall()

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import projects, workers
-from .qt_dataset_browser import QtDatasetBrowser
+from .dataset.browser import QtDatasetBrowser
 
 PLACES = ("Dataset", "Train", "Explain", "Predict")
 AUGMENT_SETTINGS_KEY = "augment/config"  # JSON of AugmentConfig.to_dict(); the Train place reads it too
@@ -88,7 +88,7 @@ class _LiveHost(QWidget):
     def ensure(self):
         if self.widget is None and self.error is None:
             try:
-                from .qt_live import LivePredictWidget
+                from .predict.live import LivePredictWidget
             except ImportError as e:  # QtMultimedia or its system libraries are missing
                 self.error = str(e)
                 self._note.setText(f"The camera view is not available in this installation:\n{e}")
@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
         self._explain_samples_stale = False  # Explain's image list is refilled when next shown
         self.last_dialog: QMessageBox | None = None
 
+        workers.thumbnail_service().set_cache_dir(projects.thumbnail_cache_dir())  # one cache, every size
         self.browser = QtDatasetBrowser(cache_dir=projects.thumbnail_cache_dir())
         self.browser.file_count_changed.connect(self._on_browser_file_count_changed)
         self.browser.listing_finished.connect(self._on_browser_listing_finished)
@@ -156,7 +157,7 @@ class MainWindow(QMainWindow):
 
         self.stack = QStackedWidget()
         self.stack.addWidget(self.browser)
-        from .qt_training_panel import QtTrainingPanel
+        from .train.panel import QtTrainingPanel
 
         self.training = QtTrainingPanel()
         self.training.set_augment_config(load_augment_config())
@@ -169,8 +170,8 @@ class MainWindow(QMainWindow):
         # one split: the Dataset place changes it, the Train place shows it and trains on it
         self.browser.splits_changed.connect(self.training.splits_changed)
         self.training.splits_requested.connect(self.browser.open_splits)
-        from .qt_explain import ExplainPage
-        from .qt_predict import PredictPage
+        from .explain.page import ExplainPage
+        from .predict.page import PredictPage
 
         self.explain = ExplainPage()
         self.explain.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))

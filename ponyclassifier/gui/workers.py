@@ -1,19 +1,25 @@
-"""Background work for the GUI: the thread pool jobs (training and the live camera view run on
-QThreads of their own, in training_thread.py and qt_live.py).
+"""The one place where the GUI starts threads. Every piece of work that leaves the GUI
+thread goes through one of these; ``tests/gui/test_architecture.py`` fails if a
+``QThread``, ``QRunnable``, ``QThreadPool`` or ``threading.Thread`` appears anywhere else.
 
-Two kinds of work leave the GUI thread:
+* :func:`run_job` -- a short job on the shared pool: "function in, result on the GUI
+  thread out" (Anki/Orange3 style). The function gets a :class:`JobState` to report
+  progress, hand over partial results and check for cancellation. Listing a project,
+  opening its store, every labelling action, exports.
+* :class:`Lane` -- newest wins: submitting a job cancels the one before, and a job that
+  was cancelled or replaced never calls back (no staleness counters in the views).
+* :class:`DedicatedWorker` -- one thread of its own that runs jobs one after another,
+  for long or streaming work that must not wait behind the pool: training, live camera
+  inference. ``submit(..., replace_pending=True)`` keeps only the newest waiting job (the
+  live view's frame-dropping rule).
+* :class:`ThumbnailService` / :class:`ThumbnailLoader` -- the one thumbnail service: small
+  decode jobs for every grid and preview, newest request first, with one disk cache that
+  holds every size (the key has the path, mtime, byte size and size asked for).
 
-* :func:`run_job` -- "function in, result on the main thread out" (Anki/Orange3
-  style). The function gets a :class:`JobState` to report progress, hand over
-  partial results and check for cancellation. Used for listing a project folder and
-  generating the demo project, opening a project store, and every labelling action
-  on a project (import, move, delete, class changes, undo), one at a time.
-* :class:`ThumbnailLoader` -- small decode jobs for the thumbnail grid and the preview
-  pane, on the global ``QThreadPool``. The worker produces a ``QImage`` (safe off the
-  GUI thread); the GUI thread turns it into a ``QPixmap`` when the signal arrives.
-
-Signals that cross threads carry plain values and QImage only. Every image is decoded
-by the core's one safe decoder, :func:`ponyclassifier.core.images.decode_image`.
+Worker bodies are plain functions of the core (Qt-free, testable without Qt); only the
+wrapping here knows about Qt. Signals that cross threads carry plain values and QImage
+only. Every image is decoded by the core's one safe decoder,
+:func:`ponyclassifier.core.images.decode_image`.
 """
 
 from __future__ import annotations
@@ -28,13 +34,14 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage
 
 from ..core.images import ImageError, decode_image
 
-__all__ = ["Cancelled", "Job", "JobState", "ThumbnailLoader", "array_to_qimage", "pil_to_qimage", "qimage_to_array",
-           "run_job"]
+__all__ = ["Cancelled", "DedicatedWorker", "Job", "JobState", "Lane", "ThumbnailLoader", "ThumbnailService",
+           "array_to_qimage", "configure_pool", "pil_to_qimage", "qimage_to_array", "run_job", "thumbnail_service",
+           "wait_for_pool"]
 
 
 class Cancelled(Exception):
@@ -169,6 +176,20 @@ def end_short_gil_switch(owner) -> None:
         sys.setswitchinterval(_saved_switch_interval)
 
 
+def _connect(job: "Job", on_finished, on_failed, on_progress, on_partial, on_cancelled, guard: bool) -> None:
+    """Connect the callbacks; with ``guard`` a job cancelled on the GUI thread never calls
+    back again, even with a result already on its way (the newest-wins rule)."""
+    for signal, slot in ((job.signals.finished, on_finished), (job.signals.failed, on_failed),
+                         (job.signals.progressed, on_progress), (job.signals.partial_ready, on_partial),
+                         (job.signals.cancelled, on_cancelled)):
+        if slot is None:
+            continue
+        if guard:
+            signal.connect(lambda *a, _slot=slot: None if job.cancelled else _slot(*a))
+        else:
+            signal.connect(slot)
+
+
 def run_job(
     fn: Callable[[JobState], Any],
     *,
@@ -177,17 +198,139 @@ def run_job(
     on_progress: Callable[[int, int], None] | None = None,
     on_partial: Callable[[Any], None] | None = None,
     on_cancelled: Callable[[], None] | None = None,
+    pool: QThreadPool | None = None,
 ) -> Job:
-    """Run ``fn(state)`` on the global thread pool; callbacks run on the GUI thread."""
+    """Run ``fn(state)`` on the shared thread pool; callbacks run on the GUI thread."""
     job = Job(fn)
-    for signal, slot in ((job.signals.finished, on_finished), (job.signals.failed, on_failed),
-                         (job.signals.progressed, on_progress), (job.signals.partial_ready, on_partial),
-                         (job.signals.cancelled, on_cancelled)):
-        if slot is not None:
-            signal.connect(slot)
+    _connect(job, on_finished, on_failed, on_progress, on_partial, on_cancelled, guard=False)
     _live_jobs.add(job)
-    QThreadPool.globalInstance().start(job)
+    (pool or QThreadPool.globalInstance()).start(job)
     return job
+
+
+def configure_pool() -> None:
+    """Long jobs (occlusion maps, filter patterns, a folder of predictions) must not leave
+    quick ones (thumbnails, previews) waiting on a 2-core machine: at least 4 workers."""
+    QThreadPool.globalInstance().setMaxThreadCount(max(4, QThread.idealThreadCount()))
+
+
+def wait_for_pool(msecs: int = 10000) -> bool:
+    """Let jobs still running (e.g. a project store still opening) end while Qt objects exist."""
+    return QThreadPool.globalInstance().waitForDone(msecs)
+
+
+class Lane:
+    """Newest wins: one job at a time for one purpose (the picture shown, the map asked for).
+
+    :meth:`submit` cancels the job before it; a cancelled or replaced job never calls back,
+    whatever it was doing when it was replaced, so views keep no staleness counters. The job
+    function should still call ``state.check()`` now and then so that it stops early."""
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+
+    def submit(self, fn: Callable[[JobState], Any], *, on_finished=None, on_failed=None, on_progress=None,
+               on_partial=None, pool: QThreadPool | None = None) -> Job:
+        self.cancel()
+        job = Job(fn)
+        _connect(job, on_finished, on_failed, on_progress, on_partial, None, guard=True)
+        job.signals.finished.connect(lambda *_: self._done(job))
+        job.signals.failed.connect(lambda *_: self._done(job))
+        job.signals.cancelled.connect(lambda *_: self._done(job))
+        self.job = job
+        _live_jobs.add(job)
+        (pool or QThreadPool.globalInstance()).start(job)
+        return job
+
+    def cancel(self) -> None:
+        """Cancel the job in flight, if any: it will not call back."""
+        if self.job is not None:
+            self.job.cancel()
+            self.job = None
+
+    def _done(self, job: Job) -> None:
+        if self.job is job:
+            self.job = None
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+
+class DedicatedWorker(QObject):
+    """A thread of its own (a one-thread pool that never expires) running jobs in order.
+
+    Training and live camera inference use it: they must not queue behind thumbnails and
+    explanation jobs on the shared pool, and the thread keeps its state (torch's per-thread
+    settings) from job to job. ``submit(..., replace_pending=True)`` keeps at most one job
+    waiting: a newer one cancels the waiting one, which never calls back (a camera frame
+    that arrived while the last one was still being read is dropped, not queued).
+    :meth:`shutdown` cancels what waits, asks the running job to stop and joins the thread."""
+
+    def __init__(self, name: str = "worker", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self._pool = QThreadPool()
+        self._pool.setMaxThreadCount(1)
+        self._pool.setExpiryTimeout(-1)
+        self.running: Job | None = None
+        self._waiting: list[Job] = []
+        self._closed = False
+
+    def submit(self, fn: Callable[[JobState], Any], *, on_finished=None, on_failed=None, on_progress=None,
+               on_partial=None, on_cancelled=None, replace_pending: bool = False) -> Job | None:
+        if self._closed:
+            return None
+        job = Job(fn)
+        _connect(job, on_finished, on_failed, on_progress, on_partial, on_cancelled, guard=replace_pending)
+        for sig in (job.signals.finished, job.signals.failed, job.signals.cancelled):
+            sig.connect(lambda *_, j=job: self._done(j))
+        _live_jobs.add(job)
+        if replace_pending:
+            self.cancel_pending()
+        if self.running is None:
+            self._start(job)
+        else:
+            self._waiting.append(job)
+        return job
+
+    @property
+    def pending(self) -> Job | None:
+        return self._waiting[0] if self._waiting else None
+
+    def _start(self, job: Job) -> None:
+        self.running = job
+        self._pool.start(job)
+
+    def _done(self, job: Job) -> None:
+        if job is not self.running:
+            return
+        self.running = None
+        if self._waiting and not self._closed:
+            self._start(self._waiting.pop(0))
+
+    @property
+    def busy(self) -> bool:
+        return self.running is not None or bool(self._waiting)
+
+    def cancel_pending(self) -> None:
+        """Drop the jobs that have not started; they never call back."""
+        for job in self._waiting:
+            job.cancel()
+            _live_jobs.discard(job)
+        self._waiting.clear()
+
+    def shutdown(self, msecs: int = 30000) -> bool:
+        """Cancel waiting jobs, ask the running one to stop, and join the thread. True if it
+        ended within ``msecs``."""
+        self._closed = True
+        self.cancel_pending()
+        if self.running is not None:
+            self.running.cancel()
+        return self._pool.waitForDone(msecs)
+
+    def wait(self, msecs: int = 30000) -> bool:
+        return self._pool.waitForDone(msecs)
 
 
 # --------------------------------------------------------------------------
@@ -300,8 +443,28 @@ class _DecodeJob(QRunnable):
             self._signals.done.emit(self._kind, self._path, img, info)
 
 
+class ThumbnailService:
+    """The one thumbnail service of the app: where the disk cache lives (every size in one
+    cache) and how many decodes may run at once for all grids together."""
+
+    def __init__(self) -> None:
+        self.cache_dir: str | None = None
+        self.max_in_flight = max(2, min(8, (os.cpu_count() or 2)))
+
+    def set_cache_dir(self, path: str | os.PathLike | None) -> None:
+        self.cache_dir = os.fspath(path) if path else None
+
+
+_THUMBNAILS = ThumbnailService()
+
+
+def thumbnail_service() -> ThumbnailService:
+    return _THUMBNAILS
+
+
 class ThumbnailLoader(QObject):
-    """Decodes thumbnails and previews on the global pool, newest request first.
+    """One view's client of the thumbnail service: decodes thumbnails and previews on the
+    shared pool, newest request first, through the service's disk cache.
 
     At most ``max_in_flight`` decodes run at once; further requests wait in a stack, so
     the rows on screen now are decoded before the ones that scrolled past. The stack is
@@ -317,8 +480,8 @@ class ThumbnailLoader(QObject):
                  max_in_flight: int | None = None, max_pending: int = 512, parent: QObject | None = None):
         super().__init__(parent)
         self.size = size
-        self.cache_dir = os.fspath(cache_dir) if cache_dir else None
-        self._max_in_flight = max_in_flight or max(2, min(8, (os.cpu_count() or 2)))
+        self._own_cache_dir = os.fspath(cache_dir) if cache_dir else None
+        self._max_in_flight = max_in_flight or _THUMBNAILS.max_in_flight
         self._max_pending = max_pending
         self._pending: OrderedDict[str, None] = OrderedDict()
         self._in_flight: set[tuple[str, str]] = set()
@@ -327,6 +490,11 @@ class ThumbnailLoader(QObject):
         self._signals.done.connect(self._on_job_done, Qt.ConnectionType.QueuedConnection)
         self._signals.failed.connect(self._on_job_failed, Qt.ConnectionType.QueuedConnection)
         self._closed = False
+
+    @property
+    def cache_dir(self) -> str | None:
+        """This loader's cache folder: the one given, else the service's (one for every size)."""
+        return self._own_cache_dir or _THUMBNAILS.cache_dir
 
     def request_thumbnail(self, path: str) -> None:
         if self._closed or ("thumb", path) in self._in_flight:

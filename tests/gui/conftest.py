@@ -46,7 +46,7 @@ def make_panel(qtbot, root, store):
     holds it only weakly); the caller shuts the panel down."""
     from PySide6.QtWidgets import QMainWindow
 
-    from ponyclassifier.gui.qt_training_panel import QtTrainingPanel
+    from ponyclassifier.gui.train.panel import QtTrainingPanel
 
     win = QMainWindow()
     panel = QtTrainingPanel()

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from ponyclassifier.gui.app import ErrorReporter, configure_application
-    from ponyclassifier.gui.qt_explain import ExplainPage
+    from ponyclassifier.gui.explain.page import ExplainPage
 
     app = QApplication(sys.argv[:1])
     configure_application(app)

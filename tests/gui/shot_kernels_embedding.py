@@ -65,7 +65,7 @@ def _model(args, data: Path):
 def shoot_kernels(app: QApplication, out: Path) -> None:
     from skimage import data
 
-    from ponyclassifier.gui.qt_kernels import KernelPlayground
+    from ponyclassifier.gui.explain.kernels import KernelPlayground
 
     w = KernelPlayground()
     w.resize(1300, 720)
@@ -85,7 +85,7 @@ def shoot_kernels(app: QApplication, out: Path) -> None:
 
 def shoot_embedding(app: QApplication, out: Path, model, data: Path, space: str, projection: str) -> None:
     from ponyclassifier.core.folders import iter_class_files, list_class_folders
-    from ponyclassifier.gui.qt_embedding import EmbeddingMapWidget
+    from ponyclassifier.gui.explain.embedding import EmbeddingMapWidget
 
     paths, labels = [], []
     for c in list_class_folders(data):

@@ -67,7 +67,7 @@ def main(out_dir: str = "resources/screenshots") -> int:
     from ponyclassifier.core.predict import Predictor
     from ponyclassifier.core.project import Project
     from ponyclassifier.gui.app import configure_application
-    from ponyclassifier.gui.qt_live import LivePredictWidget
+    from ponyclassifier.gui.predict.live import LivePredictWidget
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
     photos = real_photos(work)
 
     from ponyclassifier.gui.app import configure_application
-    from ponyclassifier.gui.qt_predict import PredictPage
+    from ponyclassifier.gui.predict.page import PredictPage
 
     app = QApplication(sys.argv[:1])
     configure_application(app)

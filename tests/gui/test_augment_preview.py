@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from ponyclassifier.core.augment import AugmentConfig
-from ponyclassifier.gui.qt_augment_preview import STRENGTHS, QtAugmentPreview
+from ponyclassifier.gui.dataset.augment_preview import STRENGTHS, QtAugmentPreview
 from tests.conftest import draw_shape
 
 

@@ -14,7 +14,7 @@ from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
 
 from ponyclassifier.gui import projects, workers
-from ponyclassifier.gui.qt_dataset_browser import QtDatasetBrowser
+from ponyclassifier.gui.dataset.browser import QtDatasetBrowser
 from .latency import StallMeter
 
 N_FILES = 20_000

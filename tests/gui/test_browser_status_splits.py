@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from ponyclassifier.gui.projects import open_project_job
-from ponyclassifier.gui.qt_dataset_browser import COL_NAME, QtDatasetBrowser, SplitsDialog
+from ponyclassifier.gui.dataset.browser import COL_NAME, QtDatasetBrowser, SplitsDialog
 from tests.conftest import make_shapes_dataset
 
 

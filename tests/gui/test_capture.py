@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QImage  # noqa: E402
 from PySide6.QtMultimedia import QMediaDevices, QVideoFrame  # noqa: E402
 
 from ponyclassifier.core.project import Project  # noqa: E402
-from ponyclassifier.gui.qt_capture import QtCaptureDialog  # noqa: E402
+from ponyclassifier.gui.dataset.capture import QtCaptureDialog  # noqa: E402
 from tests.conftest import make_shapes_dataset  # noqa: E402
 
 # QtMultimedia probes for VA-API and PipeWire on every machine and warns when they are not

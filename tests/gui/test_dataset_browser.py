@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from ponyclassifier.gui.qt_dataset_browser import COL_COUNT, COL_NAME, BrokenRole, ClassRole, QtDatasetBrowser
+from ponyclassifier.gui.dataset.browser import COL_COUNT, COL_NAME, BrokenRole, ClassRole, QtDatasetBrowser
 from tests.conftest import make_shapes_dataset
 
 DECO = Qt.ItemDataRole.DecorationRole

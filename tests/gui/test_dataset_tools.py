@@ -14,7 +14,7 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtTest import QTest
 
 from ponyclassifier.gui.main_window import AUGMENT_SETTINGS_KEY, MainWindow
-from ponyclassifier.gui.qt_similar import _Thumb
+from ponyclassifier.gui.dataset.similar import _Thumb
 from tests.conftest import make_shapes_dataset
 
 pytest.importorskip("PySide6.QtMultimedia", reason="QtMultimedia comes with PySide6-Addons")

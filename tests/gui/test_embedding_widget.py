@@ -13,7 +13,7 @@ from PySide6.QtCore import QPoint, Qt, QThreadPool
 from ponyclassifier.core import embedding as EM
 from ponyclassifier.core.engine import TrainConfig, Trainer
 from ponyclassifier.core.preprocess import load_input
-from ponyclassifier.gui.qt_embedding import EmbeddingMapWidget
+from ponyclassifier.gui.explain.embedding import EmbeddingMapWidget
 
 from ..conftest import SHAPES, make_shapes_dataset
 

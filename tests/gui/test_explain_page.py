@@ -16,7 +16,7 @@ from PySide6.QtCore import QPoint, Qt
 from ponyclassifier.core import explain as E
 from ponyclassifier.core.engine import TrainConfig, Trainer
 from ponyclassifier.core.trained import TrainedModel
-from ponyclassifier.gui.qt_explain import GRID_BACKGROUND, ExplainPage, kernel_grid, maps_grid, parse_channels
+from ponyclassifier.gui.explain.page import GRID_BACKGROUND, ExplainPage, kernel_grid, maps_grid, parse_channels
 from tests.conftest import make_shapes_dataset
 
 T = 60000  # generous timeouts: the machine may be busy; nothing here measures speed

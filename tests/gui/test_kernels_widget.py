@@ -12,8 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
 from ponyclassifier.core.kernels import KERNELS
-from ponyclassifier.gui import qt_kernels as QK
-from ponyclassifier.gui.qt_kernels import KernelPlayground, qimage_to_array
+from ponyclassifier.gui.explain import kernels as QK
+from ponyclassifier.gui.explain.kernels import KernelPlayground, qimage_to_array
 
 ndimage = pytest.importorskip("scipy.ndimage")
 skdata = pytest.importorskip("skimage.data")

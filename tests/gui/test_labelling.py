@@ -18,7 +18,7 @@ from PySide6.QtTest import QTest
 from ponyclassifier.core.project import Project
 from ponyclassifier.core.store import STORE_DIR, store_path
 from ponyclassifier.gui.main_window import MainWindow
-from ponyclassifier.gui.qt_dataset_browser import COL_COUNT, COL_KEY, PathRole, QtDatasetBrowser
+from ponyclassifier.gui.dataset.browser import COL_COUNT, COL_KEY, PathRole, QtDatasetBrowser
 from tests.conftest import make_shapes_dataset
 from .latency import StallMeter
 

@@ -20,8 +20,8 @@ from PySide6.QtMultimedia import QMediaDevices  # noqa: E402
 
 from ponyclassifier.core.engine import TrainConfig, Trainer  # noqa: E402
 from ponyclassifier.core.project import Project  # noqa: E402
-from ponyclassifier.gui.qt_live import LivePredictWidget, LivePrediction  # noqa: E402
-from ponyclassifier.gui.qt_play import BUTTON_HEIGHT, PlayWindow, percent  # noqa: E402
+from ponyclassifier.gui.predict.live import LivePredictWidget, LivePrediction  # noqa: E402
+from ponyclassifier.gui.predict.play import BUTTON_HEIGHT, PlayWindow, percent  # noqa: E402
 from tests.conftest import SHAPES, draw_shape, make_shapes_dataset  # noqa: E402
 from tests.gui.test_capture import media_noise  # noqa: E402,F401 (the same machine-noise filter, autouse)
 

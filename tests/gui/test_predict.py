@@ -20,7 +20,7 @@ from ponyclassifier.core.engine import TrainConfig, Trainer
 from ponyclassifier.core.predict import Predictor
 from ponyclassifier.core.preprocess import load_input
 from ponyclassifier.core.trained import TrainedModel
-from ponyclassifier.gui.qt_predict import (CAM_OPACITY, CSV_COLUMNS, IMAGENET_TEXT, PASTED_NAME, PredictPage,
+from ponyclassifier.gui.predict.page import (CAM_OPACITY, CSV_COLUMNS, IMAGENET_TEXT, PASTED_NAME, PredictPage,
                                            percent_1dp, qimage_to_pil)
 from tests.conftest import draw_shape, make_shapes_dataset
 

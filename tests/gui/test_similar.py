@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ponyclassifier.core.project import Project
-from ponyclassifier.gui.qt_similar import QtSimilarPanel
+from ponyclassifier.gui.dataset.similar import QtSimilarPanel
 
 skdata = pytest.importorskip("skimage.data")
 

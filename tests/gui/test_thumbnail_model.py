@@ -6,7 +6,7 @@ import itertools
 import random
 
 from ponyclassifier.gui import workers
-from ponyclassifier.gui.qt_dataset_browser import ThumbnailModel
+from ponyclassifier.gui.dataset.browser import ThumbnailModel
 
 
 def test_model_filters_match_a_reference_filter(qtbot):

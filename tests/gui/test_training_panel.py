@@ -259,7 +259,7 @@ def test_augmentation_set_in_the_dataset_place_reaches_training(qtbot, panel):
 
     from ponyclassifier.core.augment import AugmentConfig
     from ponyclassifier.gui.main_window import load_augment_config, save_augment_config
-    from ponyclassifier.gui.qt_augment_preview import STRENGTHS, QtAugmentPreview
+    from ponyclassifier.gui.dataset.augment_preview import STRENGTHS, QtAugmentPreview
 
     preview = QtAugmentPreview(count=1, image_size=32)
     qtbot.addWidget(preview)

@@ -14,7 +14,7 @@ from ponyclassifier.core.dataset import scan_dataset, stratified_split
 from ponyclassifier.core.engine import TrainConfig, Trainer
 from ponyclassifier.core.predict import Predictor
 from ponyclassifier.core.store import ProjectStore
-from ponyclassifier.gui.training_thread import models_dir
+from ponyclassifier.gui.train.thread import models_dir
 from tests.conftest import make_shapes_dataset
 from tests.gui.conftest import make_panel
 

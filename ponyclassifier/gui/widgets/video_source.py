@@ -15,7 +15,14 @@ import os
 from typing import Sequence
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
-from PySide6.QtMultimedia import QCamera, QCameraDevice, QMediaCaptureSession, QMediaDevices, QMediaPlayer, QVideoSink
+from PySide6.QtMultimedia import (
+    QCamera,
+    QCameraDevice,
+    QMediaCaptureSession,
+    QMediaDevices,
+    QMediaPlayer,
+    QVideoSink,
+)
 from PySide6.QtWidgets import QComboBox, QFileDialog, QWidget
 
 NO_CAMERA = ("<b>No camera found.</b><br><br>Connect a webcam (and allow PonyClassifier to use it), "

@@ -16,12 +16,17 @@ holds :class:`FrameView`, the picture widget the live view shares.
 
 from __future__ import annotations
 
-import html
-import math
-import re
-
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QKeySequence, QPainter, QPainterPath, QShortcut
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPainterPath,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -31,6 +36,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from ..widgets.format import IMAGE_FILTER, percent, percent_1dp, plain_text  # noqa: F401 (used here and by the live view)
 
 __all__ = ["FrameView", "ConfidenceMeter", "PlayWindow", "confidence_phrase", "BUTTON_HEIGHT", "IMAGE_FILTER",
            "percent", "percent_1dp", "plain_text"]
@@ -46,25 +53,10 @@ _UNSURE = QColor("#f4a261")
 _UNSURE_INK = "#d1495b"
 _TRACK = QColor("#e9e3d5")
 
-# The picture files an "Open…" dialog offers (Predict, play mode, Explain).
-IMAGE_FILTER = "Pictures (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ppm *.pgm);;All files (*)"
 
 
-# Percentages are rounded down, never up: 49.96 % under a 50 % threshold reads "49 %", and
-# nothing short of certain reads "100 %". Every page that shows a probability uses these.
-def percent(p: float, sep: str = " ") -> str:
-    """A probability for people: "92 %", "4.2 %", "<0.1 %" (``sep`` goes before the "%")."""
-    v = p * 100
-    if v >= 10:
-        return f"{math.floor(v + 1e-9)}{sep}%"
-    if v >= 0.1:
-        return f"{math.floor(v * 10 + 1e-9) / 10:.1f}{sep}%"
-    return f"<0.1{sep}%"
 
 
-def percent_1dp(p: float) -> str:
-    """A probability with one decimal, rounded down ("92.3 %"): the results table's format."""
-    return f"{math.floor(p * 1000 + 1e-9) / 10:.1f} %"
 
 
 def confidence_phrase(confidence: float, unsure: bool) -> str:
@@ -163,12 +155,6 @@ class FrameView(QWidget):
         p.end()
 
 
-def plain_text(text: str, newline: str = "\n") -> str:
-    """Rich text -> plain text for drawText or a status bar (messages use <b>, <br> and
-    entities only): tags dropped, ``<br>`` becomes ``newline``, entities decoded."""
-    text = re.sub(r"<br\s*/?>", newline, text)
-    text = re.sub(r"<[^>]+>", "", text)
-    return html.unescape(text)
 
 
 class ConfidenceMeter(QWidget):

@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import workers
+from .. import workers
 
 __all__ = ["EmbeddingMapWidget", "MapPoint", "PROJECTIONS", "class_colours"]
 
@@ -139,10 +139,10 @@ def _features_job(model: Any, paths: list[str], cached: dict, private_model: boo
     def run(state: workers.JobState) -> dict:
         import torch
 
-        from ..core import embedding as EM
-        from ..core import preprocess
-        from ..core.explain import _input_channels, _input_size, _network
-        from ..core.images import ImageError
+        from ...core import embedding as EM
+        from ...core import preprocess
+        from ...core.explain import _input_channels, _input_size, _network
+        from ...core.images import ImageError
 
         todo: list[tuple[str, tuple]] = []
         bad: list[tuple[str, str]] = []
@@ -191,7 +191,7 @@ def _map_job(features: np.ndarray, labels: list[str], method: str, space: str,
     its 2-D points, and each picture's nearest neighbours in that view."""
 
     def run(state: workers.JobState) -> dict:
-        from ..core import embedding as EM
+        from ...core import embedding as EM
 
         if space == "scores":
             w, b = head
@@ -673,7 +673,7 @@ class EmbeddingMapWidget(QWidget):
     def _model_head(self) -> tuple[np.ndarray, np.ndarray]:
         """The weight and bias of the model's last layer, copied once per model (small)."""
         if self._head is None:
-            from ..core.embedding import feature_layer
+            from ...core.embedding import feature_layer
 
             layer = feature_layer(getattr(self._model, "network", self._model))
             w = layer.weight.detach().float().cpu().numpy().copy()

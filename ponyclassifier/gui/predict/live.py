@@ -60,11 +60,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.trained import is_unsure
-from . import workers
-from .qt_play import FrameView, PlayWindow, percent, plain_text
-from .video_source import (NO_CAMERA, VideoSource, choose_video_file, fill_source_combo,
-                           remember_video_file)
+from ...core.trained import is_unsure
+from .. import workers
+from ..widgets.video_source import (
+    NO_CAMERA,
+    VideoSource,
+    choose_video_file,
+    fill_source_combo,
+    remember_video_file,
+)
+from .play import FrameView, PlayWindow, percent, plain_text
 
 __all__ = ["LivePredictWidget", "LivePrediction", "LiveStats"]
 
@@ -119,7 +124,7 @@ def heat_layer(heat: np.ndarray, opacity: float = CAM_OPACITY, floor: float = CA
     over the picture at display size. Like ``explain.overlay(..., weight_by_heat=True)``, but
     fully clear below ``floor``: on a live picture a faint tint everywhere hides more than it
     shows, so only the places that mattered are coloured."""
-    from ..core.explain import apply_colormap
+    from ...core.explain import apply_colormap
 
     h = np.clip(np.nan_to_num(heat.astype(np.float32)), 0, 1)
     rgba = np.empty((*h.shape, 4), np.uint8)
@@ -156,7 +161,7 @@ class _InferenceWorker(QObject):
         model_token, model = payload
         self._model_token, self._model, self._predictor, self._cam_layer = model_token, model, None, None
         if model is not None:
-            from ..core.predict import Predictor
+            from ...core.predict import Predictor
 
             # Use the network where it already is: moving a model the Predict page shares
             # to another device from this thread would pull it out from under that page.
@@ -171,7 +176,7 @@ class _InferenceWorker(QObject):
         try:
             self._run(job, out)
         except Exception as e:  # reported to the GUI, never lost on this thread
-            from ..core.images import ImageError
+            from ...core.images import ImageError
 
             out["error"] = e.reason if isinstance(e, ImageError) else (str(e) or type(e).__name__)
         self.result_ready.emit(out)
@@ -179,11 +184,11 @@ class _InferenceWorker(QObject):
     def _run(self, job: dict, out: dict) -> None:
         from PIL import Image
 
-        from ..core.preprocess import load_input, to_uint8_tensor
+        from ...core.preprocess import load_input, to_uint8_tensor
 
         pil = None
         if job["kind"] == "file":
-            from ..core.images import decode_image
+            from ...core.images import decode_image
 
             shown = decode_image(job["path"]).image
             shown.thumbnail((1600, 1600))  # the picture shown; the model gets its own input below
@@ -209,7 +214,7 @@ class _InferenceWorker(QObject):
         out["probs"] = probs.numpy().astype(np.float32)
         out["infer_ms"] = (time.perf_counter() - t0) * 1000
         if job.get("cam"):
-            from ..core import explain
+            from ...core import explain
 
             t1 = time.perf_counter()
             if self._cam_layer is None:

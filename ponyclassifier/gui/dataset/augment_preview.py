@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
@@ -30,31 +29,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import workers
+from .. import workers
+from ..widgets.strengths import STRENGTHS
 
 __all__ = ["QtAugmentPreview", "STRENGTHS"]
 
 
-@dataclass(frozen=True)
-class Strength:
-    name: str  # the AugmentConfig field
-    label: str
-    maximum: float
-    step: float
-    suffix: str
-    percent: bool  # shown as a percentage of a fraction
-    tip: str
 
 
-STRENGTHS: tuple[Strength, ...] = (
-    Strength("rotation", "Rotation", 180, 5, " °", False, "Turn each image by up to ± this many degrees."),
-    Strength("width_shift", "Horizontal shift", 50, 1, " %", True, "Move left/right by up to ± this share of the width."),
-    Strength("height_shift", "Vertical shift", 50, 1, " %", True, "Move up/down by up to ± this share of the height."),
-    Strength("shear", "Shear", 45, 1, " °", False, "Slant by up to ± this many degrees."),
-    Strength("zoom", "Zoom", 50, 1, " %", True, "Zoom in or out by up to ± this much."),
-    Strength("brightness", "Brightness", 80, 1, " %", True, "Make brighter or darker by up to ± this much."),
-    Strength("contrast", "Contrast", 80, 1, " %", True, "Raise or lower contrast by up to ± this much."),
-)
 
 
 def _augment_job(path: str, size: int, cfg_dict: dict, count: int, seed: int, cached):
@@ -63,8 +45,8 @@ def _augment_job(path: str, size: int, cfg_dict: dict, count: int, seed: int, ca
     def run(state: workers.JobState):
         import torch
 
-        from ..core import preprocess
-        from ..core.augment import AugmentConfig, build_augmenter
+        from ...core import preprocess
+        from ...core.augment import AugmentConfig, build_augmenter
 
         x = cached if cached is not None else preprocess.load_input(path, size)
         state.check()
@@ -101,7 +83,7 @@ class QtAugmentPreview(QWidget):
     def __init__(self, config=None, *, count: int = 12, image_size: int = 160, columns: int = 4,
                  tile: int = 150, stacked: bool = False, parent: QWidget | None = None):
         super().__init__(parent)
-        from ..core.augment import AugmentConfig
+        from ...core.augment import AugmentConfig
 
         cfg = config if config is not None else AugmentConfig()
         self.count, self.image_size, self.columns, self.tile = int(count), int(image_size), int(columns), int(tile)
@@ -211,7 +193,7 @@ class QtAugmentPreview(QWidget):
     # ------------------------------------------------------------------ API
     def config(self):
         """The strengths shown, as an AugmentConfig."""
-        from ..core.augment import AugmentConfig
+        from ...core.augment import AugmentConfig
 
         return AugmentConfig.from_dict(self.config_dict())
 

@@ -34,34 +34,68 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
-                               QGraphicsItem, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
-                               QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGraphicsItem,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core import models as M
-from ..core.augment import AugmentConfig
-from ..core.callbacks import epoch_score
-from ..core.dataset import list_class_folders
-from ..core.engine import (RECIPE_DEFAULTS, MAX_SCRATCH_SIZE, TrainConfig, TrainingError, evaluate_split,
-                           glance_dataset, training_image_size)
-from ..core.policy import AUTO, DataFacts, default_recipe, describe_value, plan_training, plan_with_share
-from ..core.runs import ProjectSplit, project_split
-from ..core.store import ProjectStore, StoreError
-from ..core.summary import ModelSummary, format_count, recipe_summary
-from ..core.trained import TrainedModel
-from .qt_augment_preview import STRENGTHS
-from .qt_evaluation import QtEvaluation
-from .qt_runs import QtRuns
-from .training_thread import TrainingOutcome, TrainingRun
-from .workers import run_job
+from ...core import models as M
+from ...core.augment import AugmentConfig
+from ...core.callbacks import epoch_score
+from ...core.dataset import list_class_folders
+from ...core.engine import (
+    MAX_SCRATCH_SIZE,
+    RECIPE_DEFAULTS,
+    TrainConfig,
+    TrainingError,
+    evaluate_split,
+    glance_dataset,
+    training_image_size,
+)
+from ...core.policy import (
+    AUTO,
+    DataFacts,
+    default_recipe,
+    describe_value,
+    plan_training,
+    plan_with_share,
+)
+from ...core.runs import ProjectSplit, project_split
+from ...core.store import ProjectStore, StoreError
+from ...core.summary import ModelSummary, format_count, recipe_summary
+from ...core.trained import TrainedModel
+from ..widgets.format import RECIPE_LABELS, fmt_duration
+from ..widgets.strengths import STRENGTHS
+from ..workers import run_job
+from .evaluation import QtEvaluation
+from .runs import QtRuns
+from .thread import TrainingOutcome, TrainingRun
 
 __all__ = ["QtTrainingPanel", "RECIPE_LABELS", "device_choices"]
 
 RECIPE_META_KEY = "train_recipe"  # the project store remembers the recipe last chosen for the project
 
-RECIPE_LABELS = {"scratch": "From scratch (small CNN)", "transfer": "Transfer learning (EfficientNet-Lite0)",
-                 "finetune": "Fine-tune (EfficientNet-Lite0)"}
 DEFAULT_DROPOUT = {"scratch": 0.5, "transfer": 0.2, "finetune": 0.2}
 REDRAW_MS = 40  # 25 Hz: progress, labels and the per-epoch curves
 BATCH_PLOT_S = 0.2
@@ -110,11 +144,6 @@ def _range_top(values, top: float) -> float:
     return _nice_ceiling(high)
 
 
-def _fmt_duration(s: float) -> str:
-    if not math.isfinite(s) or s < 0:
-        return "–"
-    s = int(round(s))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 class QtTrainingPanel(QWidget):
@@ -673,7 +702,7 @@ class QtTrainingPanel(QWidget):
             self._log(f"The project's test folder {test_dir} does not exist; choose another in Splits….")
             return None
         if cfg.early_stopping:
-            from ..core.callbacks import EarlyStopping
+            from ...core.callbacks import EarlyStopping
 
             extra = [EarlyStopping("val_loss", patience=cfg.early_stopping)]
         else:
@@ -833,7 +862,7 @@ class QtTrainingPanel(QWidget):
             if outcome.stop_reason:
                 self._log(f"Stopped: {outcome.stop_reason}")
             text = (f"{verdict} after {outcome.epochs_run} epoch{'s' if outcome.epochs_run != 1 else ''} in "
-                    f"{_fmt_duration(outcome.seconds)}")
+                    f"{fmt_duration(outcome.seconds)}")
             if outcome.best_epoch is not None:
                 text += f"; best epoch {outcome.best_epoch}"
             if outcome.refit_epochs:
@@ -953,10 +982,10 @@ class QtTrainingPanel(QWidget):
         self.status_label.setText(
             f"<b>Epoch {p.get('epoch', '')}</b> &nbsp; batch loss {p.get('loss', math.nan):.4f} &nbsp; "
             f"accuracy {100 * p.get('accuracy', math.nan):.1f}% &nbsp; "
-            f"{p.get('images_per_second', 0):,.0f} images/s &nbsp; elapsed {_fmt_duration(elapsed)} &nbsp; "
-            f"<b>ETA {_fmt_duration(eta)}</b>" if "loss" in p else
+            f"{p.get('images_per_second', 0):,.0f} images/s &nbsp; elapsed {fmt_duration(elapsed)} &nbsp; "
+            f"<b>ETA {fmt_duration(eta)}</b>" if "loss" in p else
             f"<b>Epoch {p.get('epoch', '')}</b> &nbsp; {p.get('images_per_second', 0):,.0f} images/s &nbsp; "
-            f"elapsed {_fmt_duration(elapsed)} &nbsp; <b>ETA {_fmt_duration(eta)}</b>")
+            f"elapsed {fmt_duration(elapsed)} &nbsp; <b>ETA {fmt_duration(eta)}</b>")
 
     # =============================================================== summary
     def _schedule_summary(self, *args) -> None:

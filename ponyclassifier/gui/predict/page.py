@@ -37,21 +37,60 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from PIL import Image
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPoint, QRect, QSettings, QSize,
-                            QSortFilterProxyModel, Qt, QTimer, Signal)
-from PySide6.QtGui import QColor, QGuiApplication, QImage, QKeySequence, QPainter, QPalette, QPixmap, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QCheckBox, QFileDialog, QFrame, QHBoxLayout,
-                               QHeaderView, QLabel, QLayout, QMessageBox, QProgressBar, QPushButton, QScrollArea,
-                               QSizePolicy, QSlider, QSpinBox, QStackedWidget, QTableView, QTabWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPoint,
+    QRect,
+    QSettings,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPalette,
+    QPixmap,
+    QShortcut,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QCheckBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLayout,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QStackedWidget,
+    QTableView,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core.images import BACKGROUND, MAX_PIXELS, ImageError, decode_image
-from ..core.predict import Prediction, Predictor, expand_paths
-from ..core.trained import is_unsure
-from . import workers
-from .qt_dataset_browser import local_files_from_mime
-from .banner import Banner
-from .qt_play import IMAGE_FILTER, percent, percent_1dp
+from ...core.images import BACKGROUND, MAX_PIXELS, ImageError, decode_image
+from ...core.predict import Prediction, Predictor, expand_paths
+from ...core.trained import is_unsure
+from .. import workers
+from ..widgets.banner import Banner
+from ..widgets.format import IMAGE_FILTER, RECIPE_LABELS, percent, percent_1dp
+from ..widgets.mime import local_files_from_mime
 
 __all__ = ["PredictPage", "PredictionResult", "LoadedModel", "ResultCard", "ResultsTableModel", "IMAGENET_TEXT",
            "PASTED_NAME", "MAX_CARDS", "MAX_TOP_K", "CSV_COLUMNS", "CAM_OPACITY", "percent_1dp", "qimage_to_pil"]
@@ -79,7 +118,6 @@ _LAST_DIR_KEY = "predict/last_dir"
 
 
 def _recipe_label(recipe: str) -> str:
-    from .qt_training_panel import RECIPE_LABELS
 
     return RECIPE_LABELS.get(recipe, recipe)
 
@@ -181,9 +219,9 @@ class _LoadFailed(Exception):
 
 def _load_job(path: str | None) -> Callable[[workers.JobState], LoadedModel]:
     def run(state: workers.JobState) -> LoadedModel:
-        from ..core.modelfile import ModelFileError
-        from ..core.trained import TrainedModel
-        from ..core.weights import WeightsError
+        from ...core.modelfile import ModelFileError
+        from ...core.trained import TrainedModel
+        from ...core.weights import WeightsError
 
         try:
             model = TrainedModel.imagenet() if path is None else TrainedModel.load(path)
@@ -261,8 +299,8 @@ def _cam_job(loaded: LoadedModel, source: str, pasted: Image.Image | None, label
     (``picture`` when the card already has it, else decoded the same way)."""
 
     def run(state: workers.JobState) -> QImage:
-        from ..core import explain
-        from ..core.preprocess import load_input, to_uint8_tensor
+        from ...core import explain
+        from ...core.preprocess import load_input, to_uint8_tensor
 
         m = loaded.model
         if pasted is not None:
@@ -965,7 +1003,7 @@ class PredictPage(QWidget):
     def export_csv(self, path: str | os.PathLike) -> bool:
         """Write the table, in its current sort order, to ``path`` atomically (a temp file
         renamed over it). Returns False and says why when it cannot."""
-        from ..core.export import ExportError, write_atomic
+        from ...core.export import ExportError, write_atomic
 
         buf = io.StringIO()
         w = csv.writer(buf)

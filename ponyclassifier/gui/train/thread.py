@@ -44,14 +44,14 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
-from ..core.callbacks import Callback, ModelCheckpoint
-from ..core.engine import TrainConfig, Trainer, TrainingError, TrainingStopped
-from ..core.runs import ProjectSplit, RunRecord, models_dir, run_metrics, run_outcome
-from ..core.store import ProjectStore, StoreError
-from ..core.trained import TrainedModel
-from . import workers
+from ...core.callbacks import Callback, ModelCheckpoint
+from ...core.engine import TrainConfig, Trainer, TrainingError, TrainingStopped
+from ...core.runs import ProjectSplit, RunRecord, models_dir, run_metrics, run_outcome
+from ...core.store import ProjectStore, StoreError
+from ...core.trained import TrainedModel
+from .. import workers
 
 __all__ = ["TrainingBridge", "TrainingRun", "TrainingOutcome", "models_dir"]
 

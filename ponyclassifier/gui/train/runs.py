@@ -17,13 +17,27 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal, Slot
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                               QMenu, QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core import export as X
-from ..core.store import ProjectStore, Run, StoreError
-from .workers import run_job
+from ...core import export as X
+from ...core.store import ProjectStore, Run, StoreError
+from ..workers import run_job
 
 __all__ = ["QtRuns", "COLUMNS"]
 
@@ -288,7 +302,7 @@ class QtRuns(QWidget):
         def work(state):
             if fmt == "pony":
                 return os.fspath(X.copy_model_file(src, dst))
-            from ..core.trained import TrainedModel
+            from ...core.trained import TrainedModel
 
             return os.fspath(X.export_model(TrainedModel.load(src), dst, fmt))
 

@@ -27,7 +27,6 @@ from typing import Callable
 
 from PySide6.QtCore import (
     QAbstractListModel,
-    QTimer,
     QItemSelection,
     QItemSelectionModel,
     QMimeData,
@@ -35,7 +34,7 @@ from PySide6.QtCore import (
     QRect,
     QSize,
     Qt,
-    QUrl,
+    QTimer,
     Signal,
     Slot,
 )
@@ -87,15 +86,28 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import workers
-from .banner import Banner
-from .projects import count_entries, entries_from_rows, import_images, read_back, tally, valid_class_name
+from .. import workers
+from ..projects import (
+    count_entries,
+    entries_from_rows,
+    import_images,
+    read_back,
+    tally,
+    valid_class_name,
+)
+from ..widgets.banner import Banner
+from ..widgets.format import human_size
+from ..widgets.mime import (
+    MIME_PATHS,
+    local_files_from_mime,
+    paths_from_mime,
+    paths_to_mime,
+)
 
 THUMB_SIZE = 128
 MIN_IMAGES_WARNING = 10  # fewer images than this in a class earns a warning
 IMBALANCE_WARNING = 3.0  # largest class / a class above this earns a warning
 PIXMAP_CACHE_ITEMS = 3000  # ~3000 * 128*128*4 bytes, about 200 MB at most
-MIME_PATHS = "application/x-ponyclassifier-paths"  # images dragged out of the grid
 SPLITS = ("train", "val", "test")
 STATUS_FILTERS = ("bad", "unlabelled")
 
@@ -120,12 +132,6 @@ def _square_pixmap(image: QImage, size: int) -> QPixmap:
     return pm
 
 
-def human_size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} bytes"
 
 
 def _placeholder_pixmap(size: int, palette: QPalette) -> QPixmap:
@@ -167,34 +173,18 @@ def _broken_pixmap(size: int, palette: QPalette) -> QPixmap:
     return pm
 
 
-def _paths_to_mime(paths: list[str]) -> QMimeData:
-    mime = QMimeData()
-    mime.setData(MIME_PATHS, "\n".join(paths).encode("utf-8", "surrogateescape"))
-    mime.setUrls([QUrl.fromLocalFile(p) for p in paths])  # so the desktop can take them too
-    return mime
 
 
-def paths_from_mime(mime: QMimeData) -> list[str]:
-    """Images dragged out of our own grid (empty for anything else)."""
-    if not mime.hasFormat(MIME_PATHS):
-        return []
-    raw = bytes(mime.data(MIME_PATHS).data()).decode("utf-8", "surrogateescape")
-    return [p for p in raw.split("\n") if p]
 
 
-def local_files_from_mime(mime: QMimeData) -> list[str]:
-    """Local files and folders dropped from the desktop (remote URLs are left out)."""
-    if not mime.hasUrls():
-        return []
-    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
 
 
 def list_project(root: str, state: workers.JobState, chunk: int = 1000) -> dict:
     """Worker: list a class-folder project (:func:`..core.project.iter_project_files`),
     handing rows to the GUI in chunks: partial results ``("classes", [name, ...])`` then
     ``("rows", [(path, class), ...])``; images in the root have class "" (unlabelled)."""
-    from ..core.folders import list_class_folders  # noqa: PLC0415 (torch-free)
-    from ..core.project import iter_project_files  # noqa: PLC0415
+    from ...core.folders import list_class_folders  # noqa: PLC0415 (torch-free)
+    from ...core.project import iter_project_files  # noqa: PLC0415
 
     if not os.path.isdir(root):
         raise FileNotFoundError(f"{root}: not a folder")
@@ -255,7 +245,7 @@ class ThumbnailModel(QAbstractListModel):
         return [MIME_PATHS, "text/uri-list"]
 
     def mimeData(self, indexes) -> QMimeData:
-        return _paths_to_mime(sorted({i.data(PathRole) for i in indexes if i.isValid()}))
+        return paths_to_mime(sorted({i.data(PathRole) for i in indexes if i.isValid()}))
 
     def supportedDragActions(self):
         return Qt.DropAction.MoveAction | Qt.DropAction.CopyAction
@@ -2276,7 +2266,7 @@ class QtDatasetBrowser(QWidget):
     def augment_panel(self):
         """The Augmentation tab's panel (built on first use: it brings torch in)."""
         if self.augment is None:
-            from .qt_augment_preview import QtAugmentPreview  # noqa: PLC0415
+            from .augment_preview import QtAugmentPreview  # noqa: PLC0415
 
             self.augment = QtAugmentPreview(count=12, columns=4, tile=92, stacked=True)
             if self._augment_config:
@@ -2291,7 +2281,7 @@ class QtDatasetBrowser(QWidget):
     def similar_panel(self):
         """The Similar tab's panel (built on first use)."""
         if self.similar is None:
-            from .qt_similar import QtSimilarPanel  # noqa: PLC0415
+            from .similar import QtSimilarPanel  # noqa: PLC0415
 
             self.similar = QtSimilarPanel(self._cache_dir, thumb_size=112)
             self.similar.heading.hide()  # the tab says it
@@ -2416,7 +2406,7 @@ class QtDatasetBrowser(QWidget):
             self._refuse("Still busy with the last change; try again in a moment.")
             return None
         try:
-            from .qt_capture import QtCaptureDialog  # noqa: PLC0415 (QtMultimedia: only when wanted)
+            from .capture import QtCaptureDialog  # noqa: PLC0415 (QtMultimedia: only when wanted)
         except ImportError as e:
             QMessageBox.warning(self, "Capture", f"Camera capture needs QtMultimedia (PySide6-Addons):\n{e}")
             return None

@@ -41,10 +41,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.kernels import KERNEL_HELP, KERNELS, apply_kernel, parse_kernel
-from . import workers
-from .qt_explain import ImageView
-from .workers import array_to_qimage, qimage_to_array
+from ...core.kernels import KERNEL_HELP, KERNELS, apply_kernel, parse_kernel
+from .. import workers
+from ..widgets.image_view import ImageView
+from ..workers import array_to_qimage, qimage_to_array
 
 __all__ = ["KernelPlayground", "KERNEL_NOTES", "BORDER_MODES", "display_form", "to_grayscale",
            "array_to_qimage", "qimage_to_array"]
@@ -394,7 +394,7 @@ class KernelPlayground(QWidget):
             self._load_job.cancel()
 
         def load(state: workers.JobState) -> np.ndarray:
-            from ..core.images import decode_image
+            from ...core.images import decode_image
 
             side = MAX_SIDE_FROM_FILE
             im = decode_image(path, draft_size=(side, side)).image

@@ -19,7 +19,16 @@ import os
 import time
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QImage, QKeySequence, QPainter, QPixmap, QShortcut
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+    QShortcut,
+)
 from PySide6.QtMultimedia import QVideoFrame
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -41,12 +50,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.project import class_name_problem
-from . import workers
-from .projects import import_images
-from .qt_play import plain_text
-from .video_source import (NO_CAMERA, VideoSource, choose_video_file, fill_source_combo,
-                           remember_video_file)
+from ...core.project import class_name_problem
+from .. import workers
+from ..projects import import_images
+from ..widgets.format import plain_text
+from ..widgets.video_source import (
+    NO_CAMERA,
+    VideoSource,
+    choose_video_file,
+    fill_source_combo,
+    remember_video_file,
+)
 
 __all__ = ["QtCaptureDialog"]
 

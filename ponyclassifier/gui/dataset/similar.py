@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import workers
-from .qt_dataset_browser import human_size
+from .. import workers
+from ..widgets.format import human_size
 
 __all__ = ["DuplicatePair", "QtSimilarPanel"]
 
@@ -58,7 +58,7 @@ def _scan_job(paths: list[str], threshold: float, batch_size: int):
     """Worker: exact groups, the feature index, and all pairs (exact pairs first)."""
 
     def run(state: workers.JobState):
-        from ..core.similar import FeatureIndex, file_sha256, find_exact_duplicates
+        from ...core.similar import FeatureIndex, file_sha256, find_exact_duplicates
 
         n = len(paths)
         total = 2 * n  # hashing, then features: about the same count of decodes
