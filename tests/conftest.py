@@ -46,3 +46,44 @@ def make_shapes_dataset(root: Path, per_class: int = 12, size: int = 32, seed: i
 @pytest.fixture
 def shapes_dir(tmp_path: Path) -> Path:
     return make_shapes_dataset(tmp_path / "shapes")
+
+
+class TrainedShapes:
+    """A small scratch CNN trained for real on generated shapes, saved as a model file."""
+
+    def __init__(self, path: Path, data: Path, model) -> None:
+        self.path, self.data, self.model = path, data, model
+
+
+@pytest.fixture(scope="session")
+def trained_shapes(tmp_path_factory):
+    """The one tiny-model fixture: ``trained_shapes(per_class=16, size=32, epochs=3, ...)``
+    trains (once per set of arguments in the whole test session) a scratch CNN on circles,
+    squares and triangles and returns a :class:`TrainedShapes` (model file, data folder,
+    TrainedModel). Keyword arguments beyond the data's go to ``TrainConfig``."""
+    import torch
+
+    from ponyclassifier.core.engine import TrainConfig, Trainer
+
+    made: dict[tuple, TrainedShapes] = {}
+
+    def make(per_class: int = 16, size: int = 32, epochs: int = 3, gray: bool = False, **config) -> TrainedShapes:
+        key = (per_class, size, epochs, gray, tuple(sorted(config.items())))
+        if key not in made:
+            root = tmp_path_factory.mktemp("trained_shapes")
+            data = make_shapes_dataset(root / "data", per_class=per_class, size=size, gray=gray)
+            kwargs = {"recipe": "scratch", "lr": 3e-3, "batch_size": 16, "augment": None, "device": "cpu",
+                      "seed": 0, **config}
+            # One thread: on a busy shared CPU, two contending torch threads make this far slower.
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                result = Trainer(TrainConfig(epochs=epochs, **kwargs)).fit(data)
+            finally:
+                torch.set_num_threads(threads)
+            path = root / "shapes.pony"
+            result.model.save(path)
+            made[key] = TrainedShapes(path, data, result.model)
+        return made[key]
+
+    return make

@@ -687,6 +687,24 @@ def overlay(image_rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.5, color
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+CAM_OPACITY = 0.6  # Grad-CAM colours at the hottest places (Predict's cards and the live view)
+CAM_FLOOR = 0.25  # on a live picture, heat below this is left clear
+
+
+def heat_rgba(heat: np.ndarray, opacity: float = CAM_OPACITY, floor: float = CAM_FLOOR,
+              colormap: str = "jet") -> np.ndarray:
+    """A heat map (H, W) in [0, 1] -> a uint8 RGBA layer (H, W, 4) to paint over a picture at
+    display size. Like ``overlay(..., weight_by_heat=True)``, but fully clear below ``floor``:
+    on a live picture a faint tint everywhere hides more than it shows, so only the places
+    that mattered are coloured."""
+    h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0, 1)
+    rgba = np.empty((*h.shape, 4), np.uint8)
+    rgba[..., :3] = apply_colormap(h, colormap)
+    alpha = np.clip((h - floor) / max(1e-6, 1 - floor), 0, 1) * (float(np.clip(opacity, 0, 1)) * 255)
+    rgba[..., 3] = (alpha + 0.5).astype(np.uint8)
+    return rgba
+
+
 # ------------------------------------------------------------ filter visualisation
 
 

@@ -77,8 +77,7 @@ PREVIEW_FPS = 30
 TOP_K = 3
 CAM_MIN_INTERVAL = 0.3  # s: at most ~3 heat maps a second
 CAM_TIME_SHARE = 0.35  # and never more than about this share of the worker's time
-CAM_OPACITY = 0.6
-CAM_FLOOR = 0.25  # heat below this is left clear
+from ...core.explain import CAM_FLOOR, CAM_OPACITY  # noqa: E402  (the one rule, in core)
 STEADY_WEIGHT = 0.45  # weight of the newest probabilities in the steadied answer
 RATE_WINDOW = 2.0  # s: the frame rates shown are over the last this many seconds
 
@@ -120,18 +119,10 @@ class LiveStats:
 
 
 def heat_layer(heat: np.ndarray, opacity: float = CAM_OPACITY, floor: float = CAM_FLOOR) -> QImage:
-    """A Grad-CAM map (H, W) in [0, 1] -> an RGBA layer in the core's colour map, painted
-    over the picture at display size. Like ``explain.overlay(..., weight_by_heat=True)``, but
-    fully clear below ``floor``: on a live picture a faint tint everywhere hides more than it
-    shows, so only the places that mattered are coloured."""
-    from ...core.explain import apply_colormap
+    """The core's heat layer (:func:`ponyclassifier.core.explain.heat_rgba`) as a QImage."""
+    from ...core.explain import heat_rgba
 
-    h = np.clip(np.nan_to_num(heat.astype(np.float32)), 0, 1)
-    rgba = np.empty((*h.shape, 4), np.uint8)
-    rgba[..., :3] = apply_colormap(h)
-    alpha = np.clip((h - floor) / max(1e-6, 1 - floor), 0, 1) * (opacity * 255)
-    rgba[..., 3] = (alpha + 0.5).astype(np.uint8)
-    return workers.array_to_qimage(rgba)
+    return workers.array_to_qimage(heat_rgba(heat, opacity, floor))
 
 
 def _network_device(model) -> str:
