@@ -82,6 +82,8 @@ class ProjectSession:
         self.project = None  # core.project.Project once attached
         self.rows: list[Row] = []
         self.classes: list[str] = []
+        self.entries: dict[str, list] = {}  # the store's view once attached: path -> [class, split, status, reason]
+        self.class_counts: dict | None = None
         self.busy_reason: Callable[[], str | None] = lambda: None
         self._split = None
         self._runs: list | None = None
@@ -91,7 +93,9 @@ class ProjectSession:
         self.counts_changed = Event("counts_changed")  # images, classes
         self.split_changed = Event("split_changed")  # the split, its settings, statuses or the test folder
         self.runs_changed = Event("runs_changed")  # a run was recorded, finished or deleted
-        self.closed = Event("closed")  # the project was closed (its store released)
+        self.closing = Event("closing")  # Project: about to be let go (a listener may defer_close())
+        self.closed = Event("closed")  # the project is no longer the session's
+        self._holds: dict[int, int] = {}  # id(project) -> work still using it after it was let go
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, root: str | os.PathLike) -> None:
@@ -109,17 +113,23 @@ class ProjectSession:
         self.rows_changed.emit()
         self.counts_changed.emit(*self.counts)
 
-    def attach(self, project) -> None:
-        """The store of the current root is open (on a worker); labelling works from now."""
+    def attach(self, project, entries: dict | None = None, class_counts: dict | None = None) -> bool:
+        """The store of the current root is open (on a worker); labelling works from now.
+        ``entries``: the store's images as read back on the worker (path -> [class, split,
+        status, reason]) and ``class_counts`` their per-class counts. A project opened for a
+        root that is no longer current is closed and False returned."""
         if self.root is None or os.path.abspath(str(project.root)) != os.path.abspath(self.root):
             project.close()  # opened for a project no longer current
-            return
+            return False
         self.project = project
+        self.entries = entries if entries is not None else {}
+        self.class_counts = class_counts
         self._split = None
         self._runs = None
         self.attached.emit(project)
         self.split_changed.emit()
         self.runs_changed.emit()
+        return True
 
     def close(self) -> None:
         self._release()
@@ -128,16 +138,41 @@ class ProjectSession:
 
     def _release(self) -> None:
         had = self.root is not None
-        if self.project is not None:
+        project, self.project = self.project, None
+        if project is not None:
+            self._holds.setdefault(id(project), 0)
             try:
-                self.project.close()
+                self.closing.emit(project)  # work still writing to it calls defer_close(project)
             finally:
-                self.project = None
-        self.rows, self.classes = [], []
+                if self._holds.get(id(project)) == 0:
+                    del self._holds[id(project)]
+                    project.close()
+        self.rows, self.classes, self.entries, self.class_counts = [], [], {}, None
         self._split = None
         self._runs = None
         if had:
             self.closed.emit()
+
+    def defer_close(self, project) -> Callable[[], None]:
+        """Keep ``project`` open for work still running on it (an import, a camera save)
+        after the session let it go; call the returned function when that work is done.
+        The project is closed once the last such work has ended."""
+        self._holds[id(project)] = self._holds.get(id(project), 0) + 1
+        done_once = []
+
+        def done() -> None:
+            if done_once:
+                return
+            done_once.append(True)
+            left = self._holds.get(id(project), 1) - 1
+            if left <= 0:
+                self._holds.pop(id(project), None)
+                if project is not self.project:
+                    project.close()
+            else:
+                self._holds[id(project)] = left
+
+        return done
 
     # ------------------------------------------------------------------ reading
     @property
