@@ -154,14 +154,21 @@ class Project:
         rel = self.rel(path)
         return rel.split("/", 1)[0] if "/" in rel else UNLABELLED
 
-    def sync(self) -> None:
+    def sync(self, listing: Iterable[tuple[str, str]] | None = None) -> None:
         """Bring the store in line with the folder (files added or removed by other tools).
-        Images lying in the project root are recorded as unlabelled (class "")."""
+        Images lying in the project root are recorded as unlabelled (class "").
+
+        ``listing``: the folder as :func:`iter_project_files` just gave it (absolute path,
+        class), when the caller walked it already (the app lists a project once on open);
+        entries outside this project are ignored. Without it the folder is walked here."""
         on_disk: dict[str, str] = {}
         # iter_project_files joins every path onto abspath(root): slicing that off is the
         # relative path (a Path per file was most of a sync's time at 20,000 images)
-        cut, posix = len(os.path.join(os.path.abspath(self.root), "")), os.sep == "/"
-        for path, c in iter_project_files(self.root):
+        base = os.path.join(os.path.abspath(self.root), "")
+        cut, posix = len(base), os.sep == "/"
+        for path, c in (iter_project_files(self.root) if listing is None else listing):
+            if listing is not None and not path.startswith(base):
+                continue
             on_disk[path[cut:] if posix else path[cut:].replace(os.sep, "/")] = c
         known = self.store.image_classes()
         gone = known.keys() - on_disk.keys()

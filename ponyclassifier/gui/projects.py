@@ -183,16 +183,17 @@ def import_images(project, cls: str, images) -> tuple:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def open_project_job(root: str) -> dict:
+def open_project_job(root: str, listing=None) -> dict:
     """Worker: open (or create) the project store of ``root``, sync it with the folder and
     give new images a split (with the share and seed of the last Make Split). Raises
-    StoreError for a damaged store (left untouched)."""
+    StoreError for a damaged store (left untouched). ``listing``: the folder as the browser
+    just listed it, ``[(absolute path, class), ...]``, so that it is walked once on open."""
     from ..core.project import Project  # noqa: PLC0415
 
     project = Project(root)
     try:
         if not project.read_only:
-            project.sync()
+            project.sync(listing)
             project.make_missing_splits()
         entries, counts = read_back(project, root)
         return {"project": project, "rows": entries, "counts": counts,

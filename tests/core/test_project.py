@@ -41,6 +41,28 @@ def test_sync_records_every_image(project):
     assert len(store_state(project)) == 12 and consistent(project)
 
 
+def test_sync_from_a_listing_made_by_the_caller_walks_nothing_and_agrees(tmp_path, monkeypatch):
+    """The app lists a project once on open and hands that listing to the store's sync."""
+    from ponyclassifier.core import project as P
+
+    a = make_shapes_dataset(tmp_path / "a", per_class=4)
+    (a / "loose.png").write_bytes((a / "circle" / "circle_000.png").read_bytes())  # unlabelled
+    other = make_shapes_dataset(tmp_path / "other", per_class=1)
+    listing = list(P.iter_project_files(a)) + [(str(other / "circle" / "circle_000.png"), "circle")]
+    walks = []
+    real = P.iter_project_files
+    monkeypatch.setattr(P, "iter_project_files", lambda root: walks.append(root) or real(root))
+    with Project(a) as p:
+        p.sync(listing)
+        from_listing = store_state(p)
+    assert walks == []
+    assert from_listing["loose.png"] == "" and len(from_listing) == 13  # nothing from outside the project
+    with Project(a) as p:
+        (a / "circle" / "circle_000.png").unlink()
+        p.sync()
+        assert len(walks) == 1 and consistent(p)
+
+
 def test_relabel_moves_file_and_row_and_never_overwrites(project):
     root = project.root
     src = root / "circle" / "circle_000.png"

@@ -61,16 +61,18 @@ def make_panel(qtbot, root, store):
 @pytest.fixture
 def make_window(qtbot):
     """Factory: ``make_window(width=1280, height=800)`` gives a shown MainWindow at the default
-    window size; each one is closed after the test (a training still running is stopped, as
-    if the user had said so), so no test leaves a window or a run behind."""
+    window size (``make_window(None)``: at the size the window restored from its settings);
+    each one is closed after the test (a training still running is stopped, as if the user
+    had said so), so no test leaves a window or a run behind."""
     from ponyclassifier.gui.main_window import MainWindow
 
     made = []
 
-    def make(width: int = 1280, height: int = 800) -> MainWindow:
+    def make(width: int | None = 1280, height: int = 800) -> MainWindow:
         w = MainWindow()
         qtbot.addWidget(w)
-        w.resize(width, height)
+        if width is not None:
+            w.resize(width, height)
         w.show()
         made.append(w)
         return w

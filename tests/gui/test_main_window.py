@@ -31,16 +31,9 @@ def media_noise(gui_env):
     qInstallMessageHandler(previous)
 
 
-def _window(qtbot) -> MainWindow:
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
-    return w
-
-
-def test_first_run_creates_and_opens_the_demo(qtbot, gui_env):
+def test_first_run_creates_and_opens_the_demo(qtbot, gui_env, make_window):
     assert projects.recent_projects() == []
-    w = _window(qtbot)
+    w = make_window(None)
     with qtbot.waitSignal(w.browser.listing_finished, timeout=60000) as done:
         w.start()
     assert done.args == [6 * 4]
@@ -53,10 +46,10 @@ def test_first_run_creates_and_opens_the_demo(qtbot, gui_env):
     assert str(demo) in w.path_label.text()
 
 
-def test_next_run_reopens_the_last_project(qtbot, tmp_path, gui_env):
+def test_next_run_reopens_the_last_project(qtbot, tmp_path, gui_env, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=2)
     projects.add_recent_project(str(root))
-    w = _window(qtbot)
+    w = make_window(None)
     with qtbot.waitSignal(w.browser.listing_finished, timeout=10000):
         w.start()
     assert w.project == str(root)
@@ -72,8 +65,8 @@ def test_recent_projects_keep_eight_newest_first(tmp_path):
     assert len(set(got)) == 8
 
 
-def test_new_project_creates_class_folders(qtbot, tmp_path, monkeypatch):
-    w = _window(qtbot)
+def test_new_project_creates_class_folders(qtbot, tmp_path, monkeypatch, make_window):
+    w = make_window(None)
     warned = []
     monkeypatch.setattr("ponyclassifier.gui.main_window.QMessageBox.warning", lambda *a: warned.append(a[2]))
     target = tmp_path / "mine"
@@ -87,8 +80,8 @@ def test_new_project_creates_class_folders(qtbot, tmp_path, monkeypatch):
     assert "No images yet" in w.browser.empty_label.text()
 
 
-def test_ctrl_1_to_4_switch_places(qtbot):
-    w = _window(qtbot)
+def test_ctrl_1_to_4_switch_places(qtbot, make_window):
+    w = make_window(None)
     w.activateWindow()
     qtbot.waitExposed(w)
     for i, name in reversed(list(enumerate(PLACES))):
@@ -99,23 +92,12 @@ def test_ctrl_1_to_4_switch_places(qtbot):
     assert w.place() == "Explain"
 
 
-@pytest.fixture(scope="module")
-def tiny_model_file(tmp_path_factory):
-    from ponyclassifier.core.engine import TrainConfig, Trainer
-
-    root = tmp_path_factory.mktemp("tiny")
-    data = make_shapes_dataset(root / "data", per_class=6, size=24)
-    result = Trainer(TrainConfig(recipe="scratch", epochs=1, augment=None, device="cpu", seed=0)).fit(data)
-    path = root / "tiny.pony"
-    result.model.save(path)
-    return str(path), data
-
-
-def test_explain_and_predict_follow_the_model_chosen(qtbot, tiny_model_file, media_noise):
+def test_explain_and_predict_follow_the_model_chosen(qtbot, trained_shapes, make_window, media_noise):
     """A run's model opened from the Train place, or a newly trained one, is what Explain and
     Predict show; the live camera view gets its own copy of Predict's model."""
-    path, data = tiny_model_file
-    w = _window(qtbot)
+    tiny = trained_shapes(per_class=6, size=24, epochs=1)
+    path, data = str(tiny.path), tiny.data
+    w = make_window(None)
     with qtbot.waitSignal(w.browser.listing_finished, timeout=30000):
         w.open_project(str(data))
     with qtbot.waitSignal(w.predict.model_loaded, timeout=60000):
@@ -147,15 +129,15 @@ def test_explain_and_predict_follow_the_model_chosen(qtbot, tiny_model_file, med
     assert any(c == "square" and os.path.basename(p) == os.path.basename(moved) for p, c in w.explain.samples)
 
 
-def test_window_state_is_saved_and_restored(qtbot, tmp_path):
-    w = _window(qtbot)
+def test_window_state_is_saved_and_restored(qtbot, tmp_path, make_window):
+    w = make_window(None)
     w.resize(761, 543)  # the offscreen screen is 800 x 600: restoreGeometry clamps to it
     w.set_place(2)
     w.browser.splitter.setSizes([300, 400, 300])
     sizes = w.browser.splitter.sizes()
     w.close()
     assert QSettings().value("mainWindow/geometry") is not None
-    w2 = _window(qtbot)
+    w2 = make_window(None)
     assert (w2.width(), w2.height()) == (761, 543)
     assert w2.place() == "Explain"
     # the splitter comes back close to where it was (Qt re-spreads a few pixels on relayout)
