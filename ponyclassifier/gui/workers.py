@@ -233,10 +233,11 @@ class Lane:
                on_partial=None, pool: QThreadPool | None = None) -> Job:
         self.cancel()
         job = Job(fn)
-        _connect(job, on_finished, on_failed, on_progress, on_partial, None, guard=True)
+        # the lane is free before the job's own callbacks run (they may submit the next job)
         job.signals.finished.connect(lambda *_: self._done(job))
         job.signals.failed.connect(lambda *_: self._done(job))
         job.signals.cancelled.connect(lambda *_: self._done(job))
+        _connect(job, on_finished, on_failed, on_progress, on_partial, None, guard=True)
         self.job = job
         _live_jobs.add(job)
         (pool or QThreadPool.globalInstance()).start(job)

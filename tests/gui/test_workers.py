@@ -29,6 +29,13 @@ def test_a_lane_calls_back_only_for_its_newest_job(qtbot):
     assert heard == ["new"] and not lane.busy
 
 
+def test_the_lane_is_free_when_its_job_calls_back(qtbot):
+    lane = workers.Lane()
+    seen = []
+    lane.submit(lambda state: 1, on_finished=lambda r: seen.append(lane.busy))
+    qtbot.waitUntil(lambda: seen == [False], timeout=10000)
+
+
 def test_a_result_already_on_its_way_is_dropped_when_the_lane_is_cancelled(qtbot):
     lane = workers.Lane()
     done = threading.Event()
