@@ -16,7 +16,6 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QLabel
 
 from ponyclassifier.core import explain
-from ponyclassifier.core.engine import TrainConfig, Trainer
 from ponyclassifier.core.predict import Predictor
 from ponyclassifier.core.preprocess import load_input
 from ponyclassifier.core.trained import TrainedModel
@@ -28,13 +27,8 @@ WAIT = 60000
 
 
 @pytest.fixture(scope="module")
-def shapes_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict_model")
-    data = make_shapes_dataset(root / "data", per_class=16, size=32)
-    result = Trainer(TrainConfig(epochs=3, lr=3e-3, batch_size=16, augment=None, device="cpu")).fit(data)
-    path = root / "shapes.pony"
-    result.model.save(path)
-    return path
+def shapes_model(trained_shapes):
+    return trained_shapes(per_class=16, size=32, epochs=3).path
 
 
 @pytest.fixture(scope="module")

@@ -18,20 +18,20 @@ from PySide6.QtGui import QColor, QImage  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtMultimedia import QMediaDevices  # noqa: E402
 
-from ponyclassifier.core.engine import TrainConfig, Trainer  # noqa: E402
 from ponyclassifier.core.project import Project  # noqa: E402
 from ponyclassifier.gui.predict.live import LivePredictWidget, LivePrediction  # noqa: E402
 from ponyclassifier.gui.predict.play import BUTTON_HEIGHT, PlayWindow, percent  # noqa: E402
 from tests.conftest import SHAPES, draw_shape, make_shapes_dataset  # noqa: E402
-from tests.gui.test_capture import media_noise  # noqa: E402,F401 (the same machine-noise filter, autouse)
+try:  # the same machine-noise filter, autouse (the capture tests may live with the dataset area)
+    from tests.gui.dataset.test_capture import media_noise  # noqa: E402,F401
+except ImportError:
+    from tests.gui.test_capture import media_noise  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(trained_shapes):
     """A real scratch model on 32 px shapes: a few seconds on a CPU."""
-    root = tmp_path_factory.mktemp("live-model")
-    data = make_shapes_dataset(root / "data", per_class=16, size=32)
-    return Trainer(TrainConfig(epochs=2, lr=3e-3, batch_size=16, augment=None, device="cpu")).fit(data).model
+    return trained_shapes(per_class=16, size=32, epochs=2).model
 
 
 def make_shapes_video(path: Path, frames: int = 30, size=(160, 120)) -> Path:
@@ -378,17 +378,13 @@ def test_a_broken_video_is_reported(qtbot, tmp_path, live, model, media_noise): 
     assert not live.running
 
 
-def test_main_window_builds_the_camera_view_on_first_show_and_opens_play_mode(qtbot, tmp_path, model):
+def test_main_window_builds_the_camera_view_on_first_show_and_opens_play_mode(qtbot, tmp_path, model, make_window):
     """In the app, the live view is built when its tab is first shown, with the project and
     a copy of the Predict page's model; F11 opens play mode from anywhere."""
-    from ponyclassifier.gui.main_window import MainWindow
-
     path = tmp_path / "m.pony"
     model.save(path)
     data = make_shapes_dataset(tmp_path / "data", per_class=3, size=32)
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
+    w = make_window()
     with qtbot.waitSignal(w.browser.listing_finished, timeout=30000):
         w.open_project(str(data))
     qtbot.waitUntil(lambda: w.browser.project is not None, timeout=30000)
