@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from .engine import select_device
-from .images import ImageError, is_candidate_file
+from .images import ImageError, decode_image, is_candidate_file
 from .preprocess import load_input, to_float, to_uint8_tensor
 from .trained import TrainedModel, is_unsure
 
@@ -47,6 +47,14 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     return out
 
 
+def read_input(source, size: int, channels: int = 3) -> tuple[Image.Image, torch.Tensor]:
+    """One decode of a file for a model: the decoded picture (to show, e.g. as a card) and the
+    model's input, exactly what :func:`~ponyclassifier.core.preprocess.load_input` gives (the
+    same draft decode at the model's size). Raises ImageError."""
+    image = decode_image(source, draft_size=(size, size)).image
+    return image, to_uint8_tensor(image, size, channels)
+
+
 class Predictor:
     def __init__(self, model: TrainedModel, device: str = "auto", unsure_threshold: float | None = None):
         self.model = model
@@ -74,6 +82,15 @@ class Predictor:
         """An already-decoded RGB image (webcam frame, clipboard)."""
         x = to_uint8_tensor(image.convert("RGB"), self.model.image_size, self.model.channels)[None]
         return self._make(None, self.probabilities(x)[0], top_k)
+
+    def predict_inputs(self, sources: Sequence[str | None], inputs: Sequence[torch.Tensor],
+                       top_k: int = 3) -> list[Prediction]:
+        """Model inputs already made (uint8 (C, S, S) each, from :func:`read_input` or
+        ``to_uint8_tensor``), in one batch: what :meth:`predict_paths` does after decoding."""
+        if not inputs:
+            return []
+        probs = self.probabilities(torch.stack(list(inputs)))
+        return [self._make(None if s is None else str(s), p, top_k) for s, p in zip(sources, probs)]
 
     def predict_paths(self, paths: Sequence[str | os.PathLike], top_k: int = 3, batch_size: int = 32,
                       progress: Callable[[int, int], None] | None = None,

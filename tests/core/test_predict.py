@@ -171,3 +171,27 @@ def test_nothing_reaches_the_network(tmp_path, monkeypatch):
     result = Trainer(TrainConfig(recipe="transfer", epochs=1, image_size=48, augment=None, device="cpu")).fit(data)
     assert result.epochs_run == 1
     Predictor(TrainedModel.imagenet(), device="cpu").predict_paths([data / "circle"])
+
+
+def test_read_input_and_predict_inputs_give_what_predict_paths_gives(trained, tmp_path):
+    """One decode (read_input) serves the picture and the model input; predicting those inputs
+    gives exactly the answers of predict_paths (the same draft decode, the same batch maths)."""
+    from ponyclassifier.core.predict import read_input
+    from ponyclassifier.core.preprocess import load_input
+
+    model, _, _ = trained
+    rng = np.random.default_rng(4)
+    files = []
+    for i, shape in enumerate(("circle", "square", "triangle")):
+        p = tmp_path / f"{shape}.jpg"
+        draw_shape(shape, rng, 96 + 40 * i).save(p, quality=90)  # big enough for a draft decode
+        files.append(p)
+    predictor = Predictor(model, device="cpu")
+    read = [read_input(f, model.image_size, model.channels) for f in files]
+    for (image, x), f in zip(read, files):
+        assert torch.equal(x, load_input(f, model.image_size, model.channels))
+        assert min(image.size) >= model.image_size
+    got = predictor.predict_inputs([str(f) for f in files], [x for _, x in read], top_k=3)
+    expected = predictor.predict_paths(files, top_k=3)
+    assert [(g.path, g.label, g.top) for g in got] == [(e.path, e.label, e.top) for e in expected]
+    assert predictor.predict_inputs([], []) == []

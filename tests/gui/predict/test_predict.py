@@ -16,25 +16,26 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QLabel
 
 from ponyclassifier.core import explain
-from ponyclassifier.core.engine import TrainConfig, Trainer
 from ponyclassifier.core.predict import Predictor
 from ponyclassifier.core.preprocess import load_input
 from ponyclassifier.core.trained import TrainedModel
-from ponyclassifier.gui.predict.page import (CAM_OPACITY, CSV_COLUMNS, IMAGENET_TEXT, PASTED_NAME, PredictPage,
-                                           percent_1dp, qimage_to_pil)
+from ponyclassifier.gui.predict.page import (
+    CAM_OPACITY,
+    CSV_COLUMNS,
+    IMAGENET_TEXT,
+    PASTED_NAME,
+    PredictPage,
+    percent_1dp,
+    qimage_to_pil,
+)
 from tests.conftest import draw_shape, make_shapes_dataset
 
 WAIT = 60000
 
 
 @pytest.fixture(scope="module")
-def shapes_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict_model")
-    data = make_shapes_dataset(root / "data", per_class=16, size=32)
-    result = Trainer(TrainConfig(epochs=3, lr=3e-3, batch_size=16, augment=None, device="cpu")).fit(data)
-    path = root / "shapes.pony"
-    result.model.save(path)
-    return path
+def shapes_model(trained_shapes):
+    return trained_shapes(per_class=16, size=32, epochs=3).path
 
 
 @pytest.fixture(scope="module")
@@ -445,3 +446,73 @@ def test_live_area_is_hidden_until_the_main_window_fills_it(page, tmp_path):
         assert live.project is None and page._last_dir() == ""
     finally:
         project.close()
+
+
+def test_a_picture_is_decoded_once_for_its_prediction_card_and_grad_cam(qtbot, page, tmp_path, monkeypatch,
+                                                                        core_predictor):
+    """The core decoder, counted: one added picture is decoded once for its answer, its card
+    picture and its Grad-CAM (each module that took the decoder by name gets the counter)."""
+    import sys
+
+    from ponyclassifier.core import images
+
+    original = images.decode_image
+    decoded: list[str] = []
+
+    def counting(source, *args, **kwargs):
+        decoded.append(os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<data>")
+        return original(source, *args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("ponyclassifier") and getattr(module, "decode_image", None) is original:
+            monkeypatch.setattr(module, "decode_image", counting)
+
+    png = shape_files(tmp_path / "once", 1, seed=21)[0]
+    jpeg = tmp_path / "once" / "big.jpg"
+    draw_shape("circle", np.random.default_rng(8), 96).save(jpeg, quality=92)
+    predict(qtbot, page, lambda: page.predict_paths([png, jpeg]))
+    assert [r.source for r in page.results] == [str(png), str(jpeg)]
+    with qtbot.waitSignals([page.grad_cam_ready] * 2, timeout=WAIT):
+        page.cam_all_check.setChecked(True)
+    assert all(r.cam is not None and not page.cards[r.index].image.pixmap().isNull() for r in page.results)
+    assert sorted(decoded) == sorted([str(png), str(jpeg)])
+    # and the one decode is the core's: the answers are the core predictor's
+    for r, e in zip(page.results, core_predictor.predict_paths([png, jpeg], top_k=10)):
+        assert_matches_core(r, e)
+
+
+def test_the_page_follows_the_sessions(qtbot, tmp_path, shapes_model):
+    """A model the session wants is loaded when the page is shown and handed back to the
+    session; a project opened forgets every result shown."""
+    from ponyclassifier.core.session import ModelSession, ProjectSession
+
+    session, models = ProjectSession(), ModelSession()
+    page = PredictPage(session, models)
+    qtbot.addWidget(page)
+    try:
+        models.want("Predict", str(shapes_model))
+        assert not page.model_loading and page.loaded is None  # nothing loads for a page nobody opened
+        with qtbot.waitSignal(page.model_loaded, timeout=WAIT) as loaded:
+            page.show()
+        assert page.loaded.path == str(shapes_model)
+        assert models.model("Predict") is page.loaded.model and models.state("Predict").description == loaded.args[0]
+        assert models.state("Predict").path == str(shapes_model)
+
+        files = shape_files(tmp_path / "s", 2)
+        predict(qtbot, page, lambda: page.predict_paths(files))
+        assert len(page.results) == 2 and page.cards
+        session.open(tmp_path / "another project")
+        assert page.results == [] and page.cards == {} and page.table_view.model().rowCount() == 0
+        assert page.pictures_stack.currentIndex() == 0
+
+        # a model asked for while the page is shown loads at once
+        other = tmp_path / "other.pony"
+        other.write_bytes(Path(shapes_model).read_bytes())
+        with qtbot.waitSignal(page.model_loaded, timeout=WAIT):
+            models.want("Predict", str(other))
+            assert page.model_loading
+        assert models.state("Predict").path == str(other) and models.model("Predict") is page.loaded.model
+        page.shutdown()
+        assert len(session.opened) == 0 and len(models.wanted) == 0
+    finally:
+        page.shutdown()

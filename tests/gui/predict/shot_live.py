@@ -2,7 +2,7 @@
 
 Run under a real X server (not offscreen), from the repository root, e.g.::
 
-    xvfb-run -a -s "-screen 0 1400x900x24" python -m tests.gui.shot_live resources/screenshots
+    xvfb-run -a -s "-screen 0 1400x900x24" python -m tests.gui.predict.shot_live resources/screenshots
 
 Not a test (no ``test_`` prefix). It makes demo ponies, trains a transfer model on them
 (EfficientNet-Lite0 base, about a minute on a CPU), writes a video of other demo ponies

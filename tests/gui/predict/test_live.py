@@ -15,23 +15,24 @@ pytest.importorskip("PySide6.QtMultimedia", reason="QtMultimedia comes with PySi
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QColor, QImage  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtMultimedia import QMediaDevices  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
 
-from ponyclassifier.core.engine import TrainConfig, Trainer  # noqa: E402
 from ponyclassifier.core.project import Project  # noqa: E402
-from ponyclassifier.gui.predict.live import LivePredictWidget, LivePrediction  # noqa: E402
+from ponyclassifier.gui.predict.live import LivePrediction, LivePredictWidget  # noqa: E402
 from ponyclassifier.gui.predict.play import BUTTON_HEIGHT, PlayWindow, percent  # noqa: E402
 from tests.conftest import SHAPES, draw_shape, make_shapes_dataset  # noqa: E402
-from tests.gui.test_capture import media_noise  # noqa: E402,F401 (the same machine-noise filter, autouse)
+
+try:  # the same machine-noise filter, autouse (the capture tests may live with the dataset area)
+    from tests.gui.dataset.test_capture import media_noise  # noqa: E402,F401
+except ImportError:
+    from tests.gui.test_capture import media_noise  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(trained_shapes):
     """A real scratch model on 32 px shapes: a few seconds on a CPU."""
-    root = tmp_path_factory.mktemp("live-model")
-    data = make_shapes_dataset(root / "data", per_class=16, size=32)
-    return Trainer(TrainConfig(epochs=2, lr=3e-3, batch_size=16, augment=None, device="cpu")).fit(data).model
+    return trained_shapes(per_class=16, size=32, epochs=2).model
 
 
 def make_shapes_video(path: Path, frames: int = 30, size=(160, 120)) -> Path:
@@ -378,17 +379,13 @@ def test_a_broken_video_is_reported(qtbot, tmp_path, live, model, media_noise): 
     assert not live.running
 
 
-def test_main_window_builds_the_camera_view_on_first_show_and_opens_play_mode(qtbot, tmp_path, model):
+def test_main_window_builds_the_camera_view_on_first_show_and_opens_play_mode(qtbot, tmp_path, model, make_window):
     """In the app, the live view is built when its tab is first shown, with the project and
     a copy of the Predict page's model; F11 opens play mode from anywhere."""
-    from ponyclassifier.gui.main_window import MainWindow
-
     path = tmp_path / "m.pony"
     model.save(path)
     data = make_shapes_dataset(tmp_path / "data", per_class=3, size=32)
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
+    w = make_window()
     with qtbot.waitSignal(w.browser.listing_finished, timeout=30000):
         w.open_project(str(data))
     qtbot.waitUntil(lambda: w.browser.project is not None, timeout=30000)
@@ -407,3 +404,81 @@ def test_main_window_builds_the_camera_view_on_first_show_and_opens_play_mode(qt
     QTest.keyClick(play, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: w.live.play_window is None or not play.isVisible(), timeout=5000)
     w.close()
+
+
+def test_live_host_follows_the_sessions(qtbot, tmp_path, model):
+    """The host builds the camera view when first shown, gives it its own replica of Predict's
+    model each time one is loaded, the session's project (with its busy reason), and makes it
+    forget its frame when another project is opened."""
+    from ponyclassifier.core.session import ModelSession, ProjectSession
+    from ponyclassifier.gui.predict.live_host import LiveHost
+
+    session, models = ProjectSession(), ModelSession()
+    host = LiveHost(session, models)
+    qtbot.addWidget(host)
+    made = []
+    host.created.connect(made.append)
+    models.set_loaded("Predict", model, "shapes")
+    assert host.widget is None and models.state("Predict").replicas == {}  # no copy for a tab nobody opened
+    root = make_shapes_dataset(tmp_path / "proj", per_class=2)
+    session.open(root)
+    project = Project(root)
+    assert session.attach(project)
+    host.resize(1000, 640)
+    host.show()
+    live = host.widget
+    try:
+        assert live is not None and made == [live]
+        assert live.model is models.replica("Predict", "live") and live.model is not model
+        assert live.model.classes == model.classes and "shapes" in live.model_label.text()
+        assert live._project is project
+        session.busy_reason = lambda: "The project is busy renaming a class."
+        live.mirror.setChecked(False)
+        got = _collect(live)
+        live.feed_frame(striped())
+        qtbot.waitUntil(lambda: len(got) == 1 and not live.busy, timeout=20000)
+        assert not live.save_frame("circle") and "busy renaming" in live.save_note.text()
+
+        renamed = dataclasses.replace(model, classes=["red", "green", "blue"])
+        models.set_loaded("Predict", renamed, "colours")
+        assert live.model is models.replica("Predict", "live") and live.model.classes == ["red", "green", "blue"]
+
+        session.open(tmp_path / "other")  # another project: nothing of the last one stays
+        assert live.current_image is None and live.last_prediction is None and live.answer.text() == ""
+        assert live._project is None and not live.save_button.isEnabled()
+    finally:
+        host.shutdown()
+    assert not live.worker_running
+    assert len(session.opened) == 0 and len(models.loaded) == 0
+
+
+def test_a_save_in_progress_keeps_the_project_open_until_it_is_done(qtbot, tmp_path, model):
+    """The session lets the project go while a picture is being saved into it: the host keeps
+    it open (session.defer_close) until the save is done, then it is closed."""
+    from ponyclassifier.core.session import ModelSession, ProjectSession
+    from ponyclassifier.gui.predict.live_host import LiveHost
+
+    session, models = ProjectSession(), ModelSession()
+    host = LiveHost(session, models)
+    qtbot.addWidget(host)
+    root = make_shapes_dataset(tmp_path / "proj", per_class=2)
+    session.open(root)
+    project = Project(root)
+    assert session.attach(project)
+    models.set_loaded("Predict", model, "shapes")
+    live = host.ensure()
+    closes = []
+    real_close = project.close
+    project.close = lambda: (closes.append(live.saving), real_close())
+    try:
+        live.mirror.setChecked(False)
+        got = _collect(live)
+        live.feed_frame(striped())
+        qtbot.waitUntil(lambda: len(got) == 1 and not live.busy, timeout=20000)
+        with qtbot.waitSignal(live.frame_saved, timeout=20000) as blocker:
+            assert live.save_frame("circle") and live.saving_into is project
+            session.close()
+            assert closes == []  # still open: the save writes into it
+        assert closes == [False] and Path(blocker.args[0]).parent == root / "circle"
+    finally:
+        host.shutdown()

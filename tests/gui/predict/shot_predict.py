@@ -2,7 +2,7 @@
 
 Run under a real X server (not offscreen), e.g.::
 
-    xvfb-run -a -s "-screen 0 1400x900x24" python -m tests.gui.shot_predict resources/screenshots
+    xvfb-run -a -s "-screen 0 1400x900x24" python -m tests.gui.predict.shot_predict resources/screenshots
 
 Writes ``predict.png`` (a transfer model trained on the demo ponies: cards with a "not
 sure" one and a Grad-CAM overlay), ``predict-table.png`` (the whole demo folder plus a
