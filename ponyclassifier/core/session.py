@@ -254,6 +254,9 @@ class ProjectSession:
         return self.project
 
 
+_KEEP = object()
+
+
 @dataclass
 class ModelState:
     """What one place shows: the model file wanted (``None``: the ImageNet network), the
@@ -289,10 +292,12 @@ class ModelSession:
         st.path = path
         self.wanted.emit(place, path)
 
-    def set_loaded(self, place: str, model, description: str = "", path: str | None = None) -> None:
+    def set_loaded(self, place: str, model, description: str = "", path: Any = _KEEP) -> None:
+        """``place`` now shows ``model`` (loaded from ``path``; None: the ImageNet network;
+        left out: the path wanted stays as it is)."""
         st = self.state(place)
         st.model, st.description, st.replicas = model, description, {}
-        if path is not None:
+        if path is not _KEEP:
             st.path = path
         self.loaded.emit(place)
 
