@@ -285,7 +285,6 @@ class ExplainPage(ChooserSection, FiltersSection, MapsSection, SaliencySection, 
         outer.addWidget(self.status)
         self.setStyleSheet("QLabel#muted { color: palette(placeholder-text); }")
 
-
     # ================================================================== public API
     def set_model_path(self, path: str | os.PathLike | None) -> None:
         """Load a model file (None: the pretrained ImageNet model) on a worker, now. Until it
@@ -393,7 +392,7 @@ class ExplainPage(ChooserSection, FiltersSection, MapsSection, SaliencySection, 
             return
         self.model_busy.hide()
         for lane in self._lanes.values():
-            lane.close()  # running jobs of the old model end on their own; their results are dropped
+            lane.close()  # running jobs of the old model end on their own and never call back
         self._model_key = object()
         model = result["model"]
         self.model, self.model_path = model, path
@@ -522,7 +521,6 @@ class ExplainPage(ChooserSection, FiltersSection, MapsSection, SaliencySection, 
         if self._closed:
             return
         if model_key is not self._model_key:  # a new model arrived meanwhile: its input size may differ
-            self._decode_lane.cancel()  # this job has ended (the Lane forgets it only after this call)
             self._decode(path)
             return
         self._requested_path = None
@@ -577,6 +575,7 @@ class ExplainPage(ChooserSection, FiltersSection, MapsSection, SaliencySection, 
         self._overlay_lane.cancel()
         self._map_detail_lane.cancel()
         self._requested_path = self.image_path = None
+        self.preview.set_message("Choose an image above")
         if self.image is None:
             return
         self.image = self._qimage = self._input = None
@@ -595,7 +594,6 @@ class ExplainPage(ChooserSection, FiltersSection, MapsSection, SaliencySection, 
         self.overlays.clear()
         self._clear_prediction()
         self.target_combo.clear()
-        self.preview.set_message("Choose an image above")
         self.image_name.setText("")
         self.image_name.setToolTip("")
         self.original_panel.view.set_message("")
