@@ -130,7 +130,7 @@ class ChooserSection:
         self.open_image_button.setToolTip("Explain any picture file, from the project or elsewhere")
         self.open_image_button.clicked.connect(self._on_open_image_button_clicked)
         self.no_project_hint = muted("No project is open. Use “Open image…” to explain any picture, or open a "
-                                      "project to pick from its images here.")
+                                     "project to pick from its images here.")
         self.images_label = QLabel("Images:")
         chooser = QHBoxLayout()
         left = QVBoxLayout()
