@@ -36,7 +36,7 @@ from torch import nn
 __all__ = ["LayerInfo", "conv_layers", "find_layer", "first_layer_filters", "layer_filters", "activations",
            "tile_maps", "predict_target", "vanilla_gradients", "grad_cam", "occlusion", "overlay", "apply_colormap",
            "COLORMAPS", "filter_response",
-           "maximize_filter", "default_cam_layer"]
+           "maximize_filter", "default_cam_layer", "Picture", "load_picture"]
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -703,6 +703,36 @@ def heat_rgba(heat: np.ndarray, opacity: float = CAM_OPACITY, floor: float = CAM
     alpha = np.clip((h - floor) / max(1e-6, 1 - floor), 0, 1) * (float(np.clip(opacity, 0, 1)) * 255)
     rgba[..., 3] = (alpha + 0.5).astype(np.uint8)
     return rgba
+
+
+# ------------------------------------------------------------------ the picture
+
+
+@dataclass
+class Picture:
+    """A picture to explain, decoded once: what is shown and what the model is given."""
+
+    rgb: np.ndarray  # uint8 (H, W, 3), at most ``display_side`` pixels a side
+    input: torch.Tensor | None  # uint8 (C, S, S): exactly :func:`preprocess.load_input`'s; None without a model
+    original_size: tuple[int, int]  # (width, height) of the file, upright
+
+
+def load_picture(source: Any, size: int | None = None, channels: int = 3, display_side: int = 512) -> Picture:
+    """Decode ``source`` once (:func:`images.decode_image`) for both the picture to show and,
+    when ``size`` is given, the model's input. The decode is :func:`preprocess.load_input`'s
+    (a JPEG drafted to ``size``), so the input is byte for byte what training, evaluation and
+    prediction see; the picture shown is made from the same pixels (a JPEG much larger than
+    the model's input is then shown at its drafted size, never below ``size``). Raises
+    ``ImageError``."""
+    from .images import decode_image
+    from .preprocess import to_uint8_tensor
+
+    draft = (size, size) if size else (display_side, display_side)
+    decoded = decode_image(source, draft_size=draft)
+    im = decoded.image
+    x = to_uint8_tensor(im, size, channels) if size else None
+    im.thumbnail((display_side, display_side))
+    return Picture(np.asarray(im).copy(), x, decoded.original_size)
 
 
 # ------------------------------------------------------------ filter visualisation

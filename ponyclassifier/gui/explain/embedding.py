@@ -10,21 +10,20 @@ ringed in red and listed, since they are often mislabelled or unusual pictures.
 Neighbours are judged on the full feature vectors (cosine, i.e. on unit-length features),
 not on the 2-D map, so the misfits do not change when the projection does.
 
-Work runs on the worker pool: features (with progress and Stop) on a private copy of the
-network, so another view explaining the same model at the same time cannot interfere
-through hooks or train/eval switches; then the projection. Features are cached per file
+Work runs on the worker pool (:mod:`.embedding_jobs`, Qt-free), through one
+:class:`~ponyclassifier.gui.workers.Lane`: features (with progress and Stop) on a private
+copy of the network, so another view explaining the same model at the same time cannot
+interfere through hooks or train/eval switches; then the projection. Features are cached per file
 (path, size, modification time) for the current model, so switching PCA/t-SNE, a new
-label or a Stop followed by a restart only computes what is missing. A result for a
-model or sample list that is no longer shown is dropped.
+label or a Stop followed by a restart only computes what is missing. A job replaced or
+cancelled (a new model or sample list, Stop) never calls back.
 """
 
 from __future__ import annotations
 
-import html
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,7 +32,6 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -47,6 +45,8 @@ from PySide6.QtWidgets import (
 )
 
 from .. import workers
+from .embedding_card import MISFIT_PEN, THUMB_SIZE, HoverCard
+from .embedding_jobs import MapPoint, features_job, map_job
 
 __all__ = ["EmbeddingMapWidget", "MapPoint", "PROJECTIONS", "class_colours"]
 
@@ -66,18 +66,13 @@ SPACES = {
                "The model's score for each of its classes. Pictures the model finds hard to tell apart end up "
                "together, whatever the pictures look like."),
 }
-NEIGHBOURS = 5  # how many nearest pictures decide whether a picture is a misfit
-MISFIT_THRESHOLD = 0.5  # a misfit: more than this share of its neighbours carry another label
 LOW_SEPARATION = 0.6  # below this average share of own-class neighbours, say the classes overlap
-CHUNK = 16  # pictures decoded and embedded per step (progress and Stop in between)
 POINT_SIZE = 10
 HIT_RADIUS_PX = 8
-THUMB_SIZE = 128
 LEGEND_MAX = 14
 MAX_LIST_THUMBNAILS = 300
 _TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf"]
-_MISFIT_PEN = "#d50000"
 
 
 def class_colours(classes: Sequence[str]) -> dict[str, QColor]:
@@ -86,205 +81,6 @@ def class_colours(classes: Sequence[str]) -> dict[str, QColor]:
     if n <= len(_TAB10):
         return {c: QColor(_TAB10[i]) for i, c in enumerate(classes)}
     return {c: pg.intColor(i, hues=n, values=1, maxValue=220) for i, c in enumerate(classes)}
-
-
-@dataclass(frozen=True)
-class MapPoint:
-    path: str
-    label: str
-    x: float
-    y: float
-    misfit: bool
-    disagreement: float  # share of the nearest pictures with another label
-    neighbours_mostly: str | None  # their most common label, for misfits
-
-
-def _file_key(path: str) -> tuple | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (path, st.st_size, st.st_mtime_ns)
-
-
-def _private_model(model: Any) -> Any:
-    """A copy of the model whose network nobody else runs or hooks (see the module docstring)."""
-    import copy
-    import dataclasses
-
-    net = copy.deepcopy(model.network)
-    for m in net.modules():
-        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            d = getattr(m, attr, None)
-            if d is not None:
-                d.clear()
-    if dataclasses.is_dataclass(model):
-        return dataclasses.replace(model, network=net)
-    return net
-
-
-def _features_job(model: Any, paths: list[str], cached: dict, private_model: bool = False,
-                  lock: threading.Lock | None = None):
-    """Worker: features of the files not yet in ``cached``, handed over chunk by chunk as
-    partial results ``(keys, features)``; returns the (path, reason) pairs that failed and,
-    under "keys", each readable file's key as it is now (a file changed since it was read
-    no longer matches its features), so the GUI thread never stats a file."""
-
-    def current_keys(bad: list[tuple[str, str]]) -> dict[str, tuple | None]:
-        failed = {p for p, _ in bad}
-        return {p: _file_key(p) for p in paths if p not in failed}
-
-    lock = lock or threading.Lock()
-
-    def run(state: workers.JobState) -> dict:
-        import torch
-
-        from ...core import embedding as EM
-        from ...core import preprocess
-        from ...core.explain import _input_channels, _input_size, _network
-        from ...core.images import ImageError
-
-        todo: list[tuple[str, tuple]] = []
-        bad: list[tuple[str, str]] = []
-        for p in paths:
-            key = _file_key(p)
-            if key is None:
-                bad.append((p, "file not found" if not os.path.exists(p) else "cannot read file"))
-            elif key not in cached:
-                todo.append((p, key))
-        total = len(todo)
-        state.progress(0, total)
-        if not todo:
-            return {"bad": bad, "computed": 0, "keys": current_keys(bad)}
-        # ``private``: the caller's copy is already this widget's alone; the lock keeps a
-        # stopped job that is still finishing its chunk from hooking it alongside a new one.
-        private = model if private_model else _private_model(model)
-        net = _network(private)
-        size = _input_size(private, net) or 224
-        channels = _input_channels(private, net)
-        done = 0
-        for start in range(0, total, CHUNK):
-            state.check()
-            tensors, keys = [], []
-            for p, key in todo[start:start + CHUNK]:
-                try:
-                    tensors.append(preprocess.load_input(p, size, channels))
-                    keys.append(key)
-                except ImageError as e:
-                    bad.append((p, e.reason))
-                except (OSError, ValueError) as e:  # never let one odd file end the map
-                    bad.append((p, f"could not read: {e}"))
-            if tensors:
-                with lock:
-                    feats = EM.embed_features(private, torch.stack(tensors), batch_size=CHUNK)
-                state.partial((keys, feats))
-            done = min(total, start + CHUNK)
-            state.progress(done, total)
-        return {"bad": bad, "computed": total, "keys": current_keys(bad)}
-
-    return run
-
-
-def _map_job(features: np.ndarray, labels: list[str], method: str, space: str,
-             head: tuple[np.ndarray, np.ndarray] | None):
-    """Worker: the view chosen (features, or class scores through the model's last layer),
-    its 2-D points, and each picture's nearest neighbours in that view."""
-
-    def run(state: workers.JobState) -> dict:
-        from ...core import embedding as EM
-
-        if space == "scores":
-            w, b = head
-            x = features.astype(np.float64) @ w.T.astype(np.float64) + b
-            near = x  # class scores: plain distances
-        else:
-            x = features
-            # features: cosine neighbours (the length of a feature vector mostly says how much
-            # "stuff" there is in the picture, not what it is)
-            near = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-        pts = EM.project_2d(x, method, seed=0)
-        state.check()
-        lab = np.asarray(labels)
-        n = len(lab)
-        counts = {c: int((lab == c).sum()) for c in set(labels)}
-        # A class of 3 pictures cannot have 5 neighbours of its own: ask only as many as the
-        # smallest class could give (at least 1, at most NEIGHBOURS).
-        k = max(1, min(NEIGHBOURS, min(counts.values()) - 1))
-        if n > 1:
-            frac = EM.neighbour_disagreement(near, lab, k=k)
-            idx = np.nonzero(frac > MISFIT_THRESHOLD)[0]  # EM.misfits' rule, sharing one neighbour search
-            idx = idx[np.argsort(-frac[idx], kind="stable")]
-        else:
-            frac, idx = np.zeros(n), np.zeros(0, int)
-        state.check()
-        info: dict[int, tuple[float, str]] = {}
-        if len(idx):
-            nn_idx = EM.nearest_neighbours(near, k, rows=idx)
-            for row, i in enumerate(idx):
-                neigh = lab[nn_idx[row]]
-                values, cnt = np.unique(neigh[neigh != lab[i]], return_counts=True)
-                info[int(i)] = (float(frac[i]), str(values[np.argmax(cnt)]) if len(values) else "")
-        return {"points": pts, "misfits": [int(i) for i in idx], "info": info, "k": k, "method": method,
-                "space": space, "own_share": float(1 - frac.mean()) if n > 1 else 1.0}
-
-    return run
-
-
-class _HoverCard(QFrame):
-    """A tooltip-like card: the picture's thumbnail, file name and class."""
-
-    def __init__(self, parent: QWidget):
-        super().__init__(parent)
-        self.setFrameShape(QFrame.Shape.Box)
-        self.setStyleSheet("_HoverCard { background: #fffff4; border: 1px solid #888; border-radius: 4px; }")
-        self.image = QLabel()
-        self.image.setFixedSize(THUMB_SIZE, THUMB_SIZE)
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text = QLabel()
-        self.text.setTextFormat(Qt.TextFormat.RichText)
-        self.text.setWordWrap(True)
-        self.text.setFixedWidth(220)
-        self.text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(6, 6, 8, 6)
-        lay.addWidget(self.image)
-        lay.addWidget(self.text)
-        self.path: str | None = None
-        self.hide()
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-
-    def show_point(self, point: MapPoint, pixmap: QPixmap | None, at: QPoint) -> None:
-        self.path = point.path
-        self.set_pixmap(pixmap)
-        lines = [f"<b>{html.escape(os.path.basename(point.path))}</b>",
-                 f"Class: {html.escape(point.label)}"]
-        if point.misfit and point.neighbours_mostly is not None:
-            lines.append(f"<span style='color:{_MISFIT_PEN}'>Possible misfit: {point.disagreement:.0%} of its "
-                         f"nearest look-alikes are in other classes, mostly "
-                         f"<b>{html.escape(point.neighbours_mostly)}</b>.</span>")
-        lines.append("<span style='color:#666'>Click to open it.</span>")
-        self.text.setText("<br>".join(lines))
-        self.adjustSize()
-        parent = self.parentWidget()
-        x = at.x() + 16
-        y = at.y() + 16
-        if x + self.width() > parent.width():
-            x = at.x() - 16 - self.width()
-        if y + self.height() > parent.height():
-            y = at.y() - 16 - self.height()
-        self.move(max(0, x), max(0, y))
-        self.show()
-        self.raise_()
-
-    def set_pixmap(self, pixmap: QPixmap | None) -> None:
-        if pixmap is None or pixmap.isNull():
-            self.image.setPixmap(QPixmap())
-            self.image.setText("…")
-        else:
-            self.image.setText("")
-            # Small pictures (a 32-pixel training set) are enlarged to fill the card.
-            self.image.setPixmap(pixmap.scaled(THUMB_SIZE, THUMB_SIZE, Qt.AspectRatioMode.KeepAspectRatio,
-                                               Qt.TransformationMode.SmoothTransformation))
 
 
 class EmbeddingMapWidget(QWidget):
@@ -309,8 +105,7 @@ class EmbeddingMapWidget(QWidget):
         self._bad: list[tuple[str, str]] = []
         self._points: list[MapPoint] = []
         self._xy = np.zeros((0, 2))
-        self._generation = 0
-        self._job: workers.Job | None = None
+        self._lane = workers.Lane()  # the features job, then the map job: newest wins
         self._busy = False
         self._closed = False
         self._hover_index: int | None = None
@@ -374,7 +169,7 @@ class EmbeddingMapWidget(QWidget):
         self.legend = self.plot.addLegend(offset=(8, 8), brush=pg.mkBrush(255, 255, 255, 220),
                                           pen=pg.mkPen("#bbb"), labelTextColor="#222", labelTextSize="10pt")
         self._class_items: dict[str, pg.ScatterPlotItem] = {}
-        self.misfit_item = pg.ScatterPlotItem(size=POINT_SIZE + 12, symbol="o", pen=pg.mkPen(_MISFIT_PEN, width=2.5),
+        self.misfit_item = pg.ScatterPlotItem(size=POINT_SIZE + 12, symbol="o", pen=pg.mkPen(MISFIT_PEN, width=2.5),
                                               brush=pg.mkBrush(0, 0, 0, 0), pxMode=True)
         self.misfit_item.setZValue(5)
         self.selected_item = pg.ScatterPlotItem(size=POINT_SIZE + 18, symbol="o", pen=pg.mkPen("#000", width=2),
@@ -393,7 +188,7 @@ class EmbeddingMapWidget(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.hint)
         self.stack.addWidget(self.plot)
-        self.card = _HoverCard(self.plot)
+        self.card = HoverCard(self.plot)
         self.plot.viewport().installEventFilter(self)
 
         # ---- side panel: misfits and skipped files
@@ -497,18 +292,14 @@ class EmbeddingMapWidget(QWidget):
             return
         self._cancel_job()
         self._stopped = False
-        gen = self._generation
         self._bad = []
         self._set_busy(True, "Looking at the pictures…")
         self._stage = "features"
         model, paths = self._model, list(self._paths)
-        self._job = workers.run_job(
-            _features_job(model, paths, dict.fromkeys(self._feature_cache), self._model_private, self._model_lock),
-            on_partial=self._if_current(gen, self._on_features_partial),
-            on_progress=self._if_current(gen, self._on_features_progress),
-            on_finished=self._if_current(gen, self._on_features_finished),
-            on_failed=self._if_current(gen, self._on_job_failed),
-            on_cancelled=self._if_current(gen, self._on_job_cancelled))
+        self._lane.submit(
+            features_job(model, paths, dict.fromkeys(self._feature_cache), self._model_private, self._model_lock),
+            on_partial=self._on_features_partial, on_progress=self._on_features_progress,
+            on_finished=self._on_features_finished, on_failed=self._on_job_failed)
 
     def stop(self) -> None:
         """Stop the running job; features computed so far stay cached."""
@@ -606,14 +397,8 @@ class EmbeddingMapWidget(QWidget):
         self.image_activated.emit(self._points[index].path)
 
     # ------------------------------------------------------------------ jobs
-    def _if_current(self, gen: int, slot):
-        return lambda *args: slot(*args) if gen == self._generation and not self._closed else None
-
     def _cancel_job(self) -> None:
-        self._generation += 1  # late signals of the old job are dropped
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
+        self._lane.cancel()  # it never calls back
         if self._busy:
             self._set_busy(False)
 
@@ -628,7 +413,6 @@ class EmbeddingMapWidget(QWidget):
         self.progress.setFormat(f"Looking at the pictures: {done} of {total}" if total else "Looking…")
 
     def _on_features_finished(self, result: dict) -> None:
-        self._job = None
         self._bad = list(result["bad"])
         bad_paths = {p for p, _ in self._bad}
         keys = result["keys"]
@@ -659,16 +443,13 @@ class EmbeddingMapWidget(QWidget):
         self._keep = keep
         feats = np.stack(rows).astype(np.float32)
         labels = [self._labels[i] for i in keep]
-        gen = self._generation
         self.progress.setRange(0, 0)  # t-SNE has no progress to tell: a busy bar
         self.progress.setFormat("Drawing the map…")
         self._stage = "map"
         space = self.space()
         head = self._model_head() if space == "scores" else None
-        self._job = workers.run_job(_map_job(feats, labels, method, space, head),
-                                    on_finished=self._if_current(gen, self._on_map_finished),
-                                    on_failed=self._if_current(gen, self._on_job_failed),
-                                    on_cancelled=self._if_current(gen, self._on_job_cancelled))
+        self._lane.submit(map_job(feats, labels, method, space, head), on_finished=self._on_map_finished,
+                          on_failed=self._on_job_failed)
 
     def _model_head(self) -> tuple[np.ndarray, np.ndarray]:
         """The weight and bias of the model's last layer, copied once per model (small)."""
@@ -683,7 +464,6 @@ class EmbeddingMapWidget(QWidget):
         return self._head
 
     def _on_map_finished(self, result: dict) -> None:
-        self._job = None
         self._set_busy(False)
         pts = result["points"]
         misfit_set = set(result["misfits"])
@@ -721,17 +501,12 @@ class EmbeddingMapWidget(QWidget):
         self.map_ready.emit(len(self._points))
 
     def _on_job_failed(self, message: str, _tb: str) -> None:
-        self._job = None
         self._set_busy(False)
         msg = f"The map could not be made: {message}"
         self.hint.setText(msg)
         self.stack.setCurrentWidget(self.hint)
         self.status.setText(msg)
         self.map_failed.emit(msg)
-
-    def _on_job_cancelled(self) -> None:
-        self._job = None
-        self._set_busy(False)
 
     # ------------------------------------------------------------------ drawing
     def _clear_map(self) -> None:

@@ -8,8 +8,10 @@ number applies at once and turns the kernel into "your own" (unless the numbers 
 be a named kernel again). A cell that is not a number turns red with a tooltip, and the
 result keeps showing the last good kernel.
 
-Small pictures are filtered inline (a few milliseconds); larger ones on a worker, one job
-at a time, the newest request winning, so typing in the grid never stalls the GUI.
+Small pictures are filtered inline (a few milliseconds); larger ones on a worker
+(a :class:`~ponyclassifier.gui.workers.Lane`), one job at a time: a kernel typed while one
+runs waits, and only the newest waiting kernel is applied next, so typing in the grid
+never stalls the GUI.
 """
 
 from __future__ import annotations
@@ -210,11 +212,9 @@ class KernelPlayground(QWidget):
         self._bad_cells: dict[tuple[int, int], str] = {}
         self._scale_error: str | None = None
         self._filling = False
-        self._generation = 0  # bumped by every new request: older results are dropped
-        self._job: workers.Job | None = None
-        self._pending = False
-        self._load_job: workers.Job | None = None
-        self._load_token = 0
+        self._apply_lane = workers.Lane()  # the kernel applied on a worker (big pictures)
+        self._pending = False  # a newer kernel waits for the running job to end
+        self._load_lane = workers.Lane()  # a picture decoded from a file
         self._result: np.ndarray | None = None
         self._closed = False
         self._source: str | None = None  # file name of the picture, when it came from a file
@@ -370,7 +370,7 @@ class KernelPlayground(QWidget):
     # ------------------------------------------------------------------ public API
     def set_image(self, rgb: np.ndarray) -> None:
         """Show a picture: uint8 (H, W, 3) colour or (H, W) grayscale."""
-        self._load_token += 1  # a file still loading is no longer wanted
+        self._load_lane.cancel()  # a file still loading is no longer wanted
         self._set_array(_normalise_image(rgb), None)
 
     def _set_array(self, a: np.ndarray, source: str | None) -> None:
@@ -385,13 +385,21 @@ class KernelPlayground(QWidget):
         self._show_input()
         self._request()
 
+    def clear_image(self) -> None:
+        """Show no picture (the one shown was let go)."""
+        self._load_lane.cancel()
+        self._apply_lane.cancel()
+        self._pending = False
+        self._image = self._gray_cache = self._result = None
+        self._source = None
+        self.original_view.set_image(None)
+        self.result_view.set_image(None)
+        self._set_working(False)
+        self.status_label.setText("")
+
     def set_image_path(self, path: str | os.PathLike) -> None:
         """Decode ``path`` (at most MAX_SIDE_FROM_FILE pixels a side) on a worker and show it."""
         path = os.fspath(path)
-        self._load_token += 1
-        token = self._load_token
-        if self._load_job is not None:
-            self._load_job.cancel()
 
         def load(state: workers.JobState) -> np.ndarray:
             from ...core.images import decode_image
@@ -403,17 +411,17 @@ class KernelPlayground(QWidget):
             return np.asarray(im)
 
         def done(arr) -> None:
-            if token == self._load_token and not self._closed:
+            if not self._closed:
                 self._set_array(_normalise_image(arr), os.path.basename(path))
 
         def failed(msg: str, _tb: str) -> None:
-            if token == self._load_token and not self._closed:
+            if not self._closed:
                 text = msg if os.path.basename(path) in msg else f"{path}: {msg}"
                 self.status_label.setText(f"Could not open the picture: {text}")
                 self.image_failed.emit(text)
 
         self.status_label.setText(f"Opening {os.path.basename(path)}…")
-        self._load_job = workers.run_job(load, on_finished=done, on_failed=failed)
+        self._load_lane.submit(load, on_finished=done, on_failed=failed)
 
     def select_kernel(self, name: str) -> None:
         """Show a named kernel (a key of ``KERNELS``) in the grid and apply it."""
@@ -474,16 +482,13 @@ class KernelPlayground(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._job is not None or self._pending
+        return self._apply_lane.busy or self._pending
 
     def shutdown(self) -> None:
         """Stop taking results; running jobs finish on their own and are dropped."""
         self._closed = True
-        self._generation += 1
-        self._load_token += 1
-        for job in (self._job, self._load_job):
-            if job is not None:
-                job.cancel()
+        self._apply_lane.cancel()
+        self._load_lane.cancel()
         self._pending = False
 
     def closeEvent(self, event) -> None:
@@ -705,48 +710,42 @@ class KernelPlayground(QWidget):
         k = self.kernel()
         if k is None:
             return  # a red cell: the last good result stays
-        self._generation += 1
         img = self.input_image()
         if img.shape[0] * img.shape[1] <= INLINE_MAX_PIXELS:
+            self._apply_lane.cancel()  # a result on its way is for an older kernel or picture
+            self._pending = False
             self._show_result(apply_kernel(img, k, self.border_mode()))
             return
-        if self._job is not None:
+        if self._apply_lane.busy:
             self._pending = True  # started when the running one ends: the newest wins
             self._set_working(True)
             return
-        self._start_job(img, k, self.border_mode())
-
-    def _start_job(self, img: np.ndarray, k: np.ndarray, mode: str) -> None:
-        gen = self._generation
         self._pending = False
-
-        def work(state: workers.JobState) -> np.ndarray:
-            return apply_kernel(img, k, mode)
-
-        def finished(result) -> None:
-            self._job = None
-            if self._closed:
-                return
-            if gen == self._generation:
-                self._show_result(result)
-            if self._pending or gen != self._generation:
-                self._pending = False
-                self._request()
-
-        def failed(msg: str, _tb: str) -> None:
-            self._job = None
-            self._set_working(False)
-            if self._closed:
-                return
-            if self._pending:  # a newer kernel waits: try it, as after a success
-                self._pending = False
-                self._request()
-            else:
-                self.status_label.setText(f"The kernel could not be applied: {msg}")
-
+        mode = self.border_mode()
         self._set_working(True)
-        self._job = workers.run_job(work, on_finished=finished, on_failed=failed,
-                                    on_cancelled=lambda: setattr(self, "_job", None))
+        self._apply_lane.submit(lambda state: apply_kernel(img, k, mode), on_finished=self._on_applied,
+                                on_failed=self._on_apply_failed)
+
+    def _on_applied(self, result: np.ndarray) -> None:
+        self._apply_lane.cancel()  # this job has ended (the Lane itself forgets it only after this call)
+        if self._closed:
+            return
+        if self._pending:  # made for a kernel or picture that changed meanwhile: apply the newest
+            self._pending = False
+            self._request()
+            return
+        self._show_result(result)
+
+    def _on_apply_failed(self, msg: str, _tb: str) -> None:
+        self._apply_lane.cancel()  # this job has ended (see _on_applied)
+        self._set_working(False)
+        if self._closed:
+            return
+        if self._pending:  # a newer kernel waits: try it, as after a success
+            self._pending = False
+            self._request()
+        else:
+            self.status_label.setText(f"The kernel could not be applied: {msg}")
 
     def _set_working(self, on: bool) -> None:
         self.result_title.setText("<b>After the kernel</b>" + (" <i>(working…)</i>" if on else ""))

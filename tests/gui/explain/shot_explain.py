@@ -2,7 +2,7 @@
 
 Run under a real X server (not offscreen), e.g.::
 
-    xvfb-run -a -s "-screen 0 1400x900x24" python -m tests.gui.shot_explain resources/screenshots
+    xvfb-run -a -s "-screen 0 1400x900x24" python -m tests.gui.explain.shot_explain resources/screenshots
 
 It makes the demo ponies and trains a transfer model on them through the CLI, exactly as
 a user would (``python -m ponyclassifier demo-data DIR --per-class 30`` and ``python -m
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def saliency_ready() -> bool:
         return (all(current(v) for v in ("gradients", "cam", "occlusion")) and len(page.overlays) == 3
-                and page._overlay_job is None)
+                and not page._overlay_lane.busy)
 
     def pick_pony() -> None:
         # Of the first dozen pictures of the class, the one the model is surest about (and
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         page.set_image_path(pony[0])
 
     def pony_predicted() -> bool:
-        if page.predicted is None or page._pred_ctx != (page._model_gen, page._image_gen):
+        if page.predicted is None or page._pred_ctx != (page._model_key, page._image_key):
             return False
         if state["best"] is not None:
             return page.image_path == state["best"]
@@ -124,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
          lambda: current("first_filters") and current("layer_filters")),
         ("explain-maps.png", lambda: (page.select_layer(layer_named("depthwise", 1)),
                                       page.tabs.setCurrentIndex(page.TAB_MAPS)),
-         lambda: current("maps") and page._map_detail_job is None),
+         lambda: current("maps") and not page._map_detail_lane.busy),
         ("imagenet", lambda: (page.set_project(None, None), page.set_model_path(None), page.set_image_path(cat)),
          lambda: page.model is not None and page.model.recipe == "imagenet" and page.image_path == str(cat)
-         and page.predicted is not None and page._pred_ctx == (page._model_gen, page._image_gen)),
+         and page.predicted is not None and page._pred_ctx == (page._model_key, page._image_key)),
         ("explain-imagenet.png", lambda: page.tabs.setCurrentIndex(page.TAB_SALIENCY), saliency_ready),
         ("explain-patterns.png", lambda: (page.tabs.setCurrentIndex(page.TAB_MAXIMIZE),
                                           page.select_layer(layer_named("expand", 5)),

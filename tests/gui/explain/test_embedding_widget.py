@@ -15,7 +15,7 @@ from ponyclassifier.core.engine import TrainConfig, Trainer
 from ponyclassifier.core.preprocess import load_input
 from ponyclassifier.gui.explain.embedding import EmbeddingMapWidget
 
-from ..conftest import SHAPES, make_shapes_dataset
+from ...conftest import SHAPES, make_shapes_dataset
 
 
 @pytest.fixture(scope="module")

@@ -23,16 +23,16 @@ T = 60000  # generous timeouts: the machine may be busy; nothing here measures s
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """Two small scratch models trained for real: three shapes at 32 px, two at 24 px."""
+def models(tmp_path_factory, trained_shapes):
+    """Two small scratch models trained for real: three shapes at 32 px (the shared tiny
+    model), two at 24 px."""
+    shapes = trained_shapes(per_class=8, size=32, epochs=2)
     root = tmp_path_factory.mktemp("explain")
-    data = make_shapes_dataset(root / "shapes", per_class=8, size=32)
     cfg = dict(epochs=2, lr=3e-3, batch_size=16, augment=None, device="cpu")
-    Trainer(TrainConfig(**cfg)).fit(data).model.save(root / "shapes.pony")
     two = make_shapes_dataset(root / "two", per_class=8, size=24, seed=1, classes=("circle", "square"))
     Trainer(TrainConfig(**cfg, seed=1)).fit(two).model.save(root / "two.pony")
-    samples = [(str(p), p.parent.name) for p in sorted(data.glob("*/*.png"))]
-    return SimpleNamespace(root=root, data=data, a=root / "shapes.pony", b=root / "two.pony", samples=samples)
+    samples = [(str(p), p.parent.name) for p in sorted(shapes.data.glob("*/*.png"))]
+    return SimpleNamespace(root=root, data=shapes.data, a=shapes.path, b=root / "two.pony", samples=samples)
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def load(qtbot, page: ExplainPage, path) -> None:
 
 
 def wait_prediction(qtbot, page: ExplainPage) -> None:
-    qtbot.waitUntil(lambda: page.predicted is not None and page._pred_ctx == (page._model_gen, page._image_gen),
+    qtbot.waitUntil(lambda: page.predicted is not None and page._pred_ctx == (page._model_key, page._image_key),
                     timeout=T)
 
 
@@ -65,7 +65,7 @@ def wait_saliency(qtbot, page: ExplainPage, target: int | None = None) -> None:
             return False
         if target is not None and any(page._heat_ctx[v][2] != target for v in page.heat):
             return False
-        return set(page.overlays) == {"gradients", "cam", "occlusion"} and page._overlay_job is None
+        return set(page.overlays) == {"gradients", "cam", "occlusion"} and not page._overlay_lane.busy
     qtbot.waitUntil(ready, timeout=T)
 
 
@@ -77,11 +77,11 @@ def watch_results(page: ExplainPage) -> list[tuple[str, int, bool]]:
     def record(view: str) -> None:
         s = page.model.image_size
         if view in ("gradients", "cam", "occlusion"):
-            seen.append((view, page._model_gen, page.heat[view].shape == (s, s)))
+            seen.append((view, page._model_key, page.heat[view].shape == (s, s)))
         elif view == "maps":
-            seen.append((view, page._model_gen, page.maps.shape == page.current_layer.output_shape))
+            seen.append((view, page._model_key, page.maps.shape == page.current_layer.output_shape))
         elif view == "prediction":
-            seen.append((view, page._model_gen, page.probabilities.shape == (len(page.model.classes),)))
+            seen.append((view, page._model_key, page.probabilities.shape == (len(page.model.classes),)))
     page.result_shown.connect(record)
     return seen
 
@@ -292,7 +292,7 @@ def test_switching_model_mid_computation_never_shows_stale_results(qtbot, page, 
     assert page.maximizing
     with qtbot.waitSignal(page.model_loaded, timeout=T):
         page.set_model_path(models.b)  # while saliency and patterns are being computed for a
-    gen_b = page._model_gen
+    gen_b = page._model_key
     assert page.model.classes == ["circle", "square"] and page.model.image_size == 24
     assert not page.maximizing and page.patterns == {} and page.max_start.isEnabled()
     wait_prediction(qtbot, page)
@@ -383,7 +383,7 @@ def test_imagenet_depthwise_filters_gradcam_stop_and_switch(qtbot, page, cat_png
     assert {"gradients", "cam"} <= set(page._asked)
     with qtbot.waitSignal(page.model_loaded, timeout=T):
         page.set_model_path(models.a)
-    gen_a = page._model_gen
+    gen_a = page._model_key
     page.set_image_path(cat_png)
     qtbot.waitUntil(lambda: page._ctx("cam") is not None and page._ctx("cam")[0] == gen_a, timeout=T)
     wait_saliency(qtbot, page)
@@ -423,3 +423,89 @@ def test_finetuned_model_saliency_and_maps(qtbot, page, finetuned):
     page.select_layer(top)
     qtbot.waitUntil(lambda: current(page, "maps"), timeout=T)
     assert page.maps.shape[0] == page.layers[top].out_channels
+
+
+# ------------------------------------------------------------------ decoding, sessions
+
+
+def count_decodes(monkeypatch) -> list[str]:
+    """Every call of the core's one decoder, wherever it was imported from: the paths decoded."""
+    import sys
+
+    from ponyclassifier.core import images
+
+    original = images.decode_image
+    seen: list[str] = []
+
+    def counting(source, *args, **kwargs):
+        seen.append(str(source))
+        return original(source, *args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("ponyclassifier") and getattr(module, "decode_image", None) is original:
+            monkeypatch.setattr(module, "decode_image", counting)
+    return seen
+
+
+def test_choosing_an_image_decodes_it_once(qtbot, page, models, monkeypatch):
+    """One decode feeds the preview, the prediction, the saliency and response maps and the
+    kernel playground."""
+    load(qtbot, page, models.a)
+    seen = count_decodes(monkeypatch)
+    path = models.samples[5][0]
+    page.set_image_path(path)
+    wait_prediction(qtbot, page)
+    page.tabs.setCurrentIndex(page.TAB_SALIENCY)
+    wait_saliency(qtbot, page)
+    page.tabs.setCurrentIndex(page.TAB_MAPS)
+    qtbot.waitUntil(lambda: current(page, "maps"), timeout=T)
+    page.tabs.setCurrentIndex(page.TAB_KERNELS)
+    qtbot.waitUntil(lambda: page.kernels.result_image() is not None, timeout=T)
+    assert page.image_path == path and page.preview.image() is not None
+    assert seen.count(path) == 1, seen
+    # the input is the shared preprocessing's, byte for byte
+    from ponyclassifier.core.preprocess import load_input
+
+    assert (page._input == load_input(path, page.model.image_size, page.model.channels)).all()
+
+
+def test_the_sessions_drive_the_page(qtbot, models):
+    """The image list comes from the project session's rows with a class, refilled when the
+    page is shown; the model from the model session, loaded when shown and handed back."""
+    from ponyclassifier.core.session import ModelSession, ProjectSession
+
+    session, sessions_models = ProjectSession(), ModelSession()
+    loaded = []
+    sessions_models.loaded.connect(loaded.append)
+    page = ExplainPage(session, sessions_models)
+    qtbot.addWidget(page)
+    page.resize(1300, 850)
+    try:
+        session.open(str(models.data))
+        rows = list(reversed(models.samples)) + [(str(models.data / "loose.png"), "")]
+        session.set_rows(rows)
+        sessions_models.want("Explain", str(models.a))
+        assert page.samples == [] and page.model is None and not page.busy  # hidden: nothing read or loaded
+        with qtbot.waitSignal(page.model_loaded, timeout=T):
+            page.show()
+        assert page.samples == sorted(models.samples)  # only rows with a class, by path
+        assert loaded == ["Explain"] and sessions_models.model("Explain") is page.model
+        assert sessions_models.state("Explain").path == str(models.a)
+        wait_prediction(qtbot, page)
+        assert page.image_path == sorted(models.samples)[0][0]
+        # labelling changed while hidden: the list follows when shown again
+        page.hide()
+        session.notify_rows_changed(models.samples[:4])
+        assert len(page.samples) == len(models.samples)
+        page.show()
+        assert page.samples == sorted(models.samples[:4])
+        # another project: the picture of the last one is forgotten
+        session.open(str(models.root))
+        assert page.image is None and page.image_path is None and page.samples == []
+        assert page.preview.message() == "Choose an image above"
+        # the ImageNet network wanted: loaded at once while shown, the session knows it
+        with qtbot.waitSignal(page.model_loaded, timeout=T):
+            sessions_models.want("Explain", None)
+        assert page.model.recipe == "imagenet" and sessions_models.state("Explain").path is None
+    finally:
+        page.shutdown()

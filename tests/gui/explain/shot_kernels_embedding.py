@@ -2,7 +2,7 @@
 
 Run under a real X server (not offscreen), e.g.::
 
-    xvfb-run -a -s "-screen 0 1400x900x24" python -m tests.gui.shot_kernels_embedding resources/screenshots
+    xvfb-run -a -s "-screen 0 1400x900x24" python -m tests.gui.explain.shot_kernels_embedding resources/screenshots
 
 writes ``kernels.png`` (edge detection on skimage's astronaut photo) and
 ``embedding.png`` (the map of the demo ponies, 30 per class, arranged by the class scores of
