@@ -118,7 +118,7 @@ class ProjectSession:
         ``entries``: the store's images as read back on the worker (path -> [class, split,
         status, reason]) and ``class_counts`` their per-class counts. A project opened for a
         root that is no longer current is closed and False returned."""
-        if self.root is None or os.path.abspath(str(project.root)) != os.path.abspath(self.root):
+        if self.root is None or os.path.realpath(str(project.root)) != os.path.realpath(self.root):
             project.close()  # opened for a project no longer current
             return False
         self.project = project
@@ -136,7 +136,12 @@ class ProjectSession:
         self.root = None
         self.opened.emit(None)
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Let the project's store go (``closing``: work still writing to it defers the close)
+        and keep the root and its listing (e.g. before the same folder is opened again)."""
+        self._release(keep_rows=True)
+
+    def _release(self, keep_rows: bool = False) -> None:
         had = self.root is not None
         project, self.project = self.project, None
         if project is not None:
@@ -147,7 +152,9 @@ class ProjectSession:
                 if self._holds.get(id(project)) == 0:
                     del self._holds[id(project)]
                     project.close()
-        self.rows, self.classes, self.entries, self.class_counts = [], [], {}, None
+        if not keep_rows:
+            self.rows, self.classes = [], []
+        self.entries, self.class_counts = {}, None
         self._split = None
         self._runs = None
         if had:
