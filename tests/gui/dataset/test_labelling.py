@@ -20,7 +20,7 @@ from ponyclassifier.core.store import STORE_DIR, store_path
 from ponyclassifier.gui.main_window import MainWindow
 from ponyclassifier.gui.dataset.browser import COL_COUNT, COL_KEY, PathRole, QtDatasetBrowser
 from tests.conftest import make_shapes_dataset
-from .latency import StallMeter
+from ..latency import StallMeter
 
 MAX_STALL_MS = 100
 CTRL = Qt.KeyboardModifier.ControlModifier

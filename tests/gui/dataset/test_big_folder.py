@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 
 from ponyclassifier.gui import projects, workers
 from ponyclassifier.gui.dataset.browser import QtDatasetBrowser
-from .latency import StallMeter
+from ..latency import StallMeter
 
 N_FILES = 20_000
 MAX_STALL_MS = 100

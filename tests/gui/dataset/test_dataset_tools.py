@@ -19,7 +19,7 @@ from tests.conftest import make_shapes_dataset
 
 pytest.importorskip("PySide6.QtMultimedia", reason="QtMultimedia comes with PySide6-Addons")
 
-from tests.gui.test_capture import make_video, media_noise  # noqa: E402, F401 (autouse fixture)
+from tests.gui.dataset.test_capture import make_video, media_noise  # noqa: E402, F401 (autouse fixture)
 
 
 def _images(root: Path, cls: str) -> list[Path]:
