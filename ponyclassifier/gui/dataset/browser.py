@@ -65,7 +65,7 @@ def _release(session: ProjectSession) -> None:
     close) without forgetting the root or the listing shown. ProjectSession has no public
     name for this yet (``open`` and ``close`` do it first)."""
     release = getattr(session, "release", None)
-    (release or session._release)()  # noqa: SLF001
+    (release or session._release)()
 
 
 class QtDatasetBrowser(Labelling, ClassList, SideTools, BrowserLayout, QWidget):
@@ -196,6 +196,7 @@ class QtDatasetBrowser(Labelling, ClassList, SideTools, BrowserLayout, QWidget):
         if self.session.root is not None:
             self.session.close()
         self._forget_project()
+        self.banner.hide()
         self._show_empty(html)
         self._update_titles()
 
@@ -276,10 +277,11 @@ class QtDatasetBrowser(Labelling, ClassList, SideTools, BrowserLayout, QWidget):
         self.banner.hide()
         self._update_actions()
 
-    def _notify_session(self, rows_changed: bool = True) -> None:
-        """The session hears of a labelling change: the current (path, class) of every image."""
-        if rows_changed:
-            self.session.notify_rows_changed(self.model.labels(), list(self.classes))
+    def _notify_session(self, rows: list | None = None) -> None:
+        """The session hears of a labelling change: ``rows`` the (path, class) of every image
+        now (made on the worker), or None when only statuses changed."""
+        if rows is not None:
+            self.session.notify_rows_changed(rows, list(self.classes))
         else:
             self.session.notify_rows_changed()
 
@@ -295,6 +297,7 @@ class QtDatasetBrowser(Labelling, ClassList, SideTools, BrowserLayout, QWidget):
             keep = self.model.class_filter
             self._start_listing(self.root)
             self._pending_filter = keep
+            self.project_opened.emit(self.root)
 
     def cancel_listing(self) -> None:
         self._listing_lane.cancel()
@@ -348,7 +351,7 @@ class QtDatasetBrowser(Labelling, ClassList, SideTools, BrowserLayout, QWidget):
         self._show_grid_or_empty()
         if self.view.currentIndex().row() < 0 and self.model.rowCount() > 0:
             self.view.setCurrentIndex(self.model.index(0))
-        self.session.set_rows(self.model.labels(), list(self.classes))  # the one walk of the folder
+        self.session.set_rows(result["rows"], list(self.classes))  # the one walk of the folder
         self.listing_finished.emit(self.model.file_count())
 
     def _on_listing_failed(self, message: str, tb: str) -> None:

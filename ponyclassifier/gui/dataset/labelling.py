@@ -20,6 +20,7 @@ from .. import workers
 from ..projects import import_images, read_back, valid_class_name
 from ..widgets.mime import local_files_from_mime, paths_from_mime
 from .dialogs import ImportReport, SplitsDialog
+from .model import session_rows
 
 
 class Labelling:
@@ -73,8 +74,9 @@ class Labelling:
         def work(state):
             settings = (project.test_folder, project.split_settings())
             op, moves = fn(project, state)
-            return (op, moves, read_back(project, root), project.classes(),
-                    (project.test_folder, project.split_settings()) != settings)
+            entries, counts = read_back(project, root)
+            return (op, moves, (entries, counts), project.classes(),
+                    (project.test_folder, project.split_settings()) != settings, session_rows(entries))
 
         self._action = workers.run_job(
             work,
@@ -89,7 +91,7 @@ class Labelling:
     def _on_action_finished(self, project, result, before, done, select) -> None:
         if self._end_action(project):
             return
-        op, moves, rows, classes, splits_changed = result
+        op, moves, rows, classes, splits_changed, labels = result
         renames = {s: d for s, d in moves if s}
         self._set_classes(classes, select)
         entries, counts = rows
@@ -97,7 +99,7 @@ class Labelling:
         if select == "keep":
             self._restore_view(before, renames)
         self._after_change()
-        self._notify_session()
+        self._notify_session(labels)
         self._forget_gone_in_similar()
         message = done(op) if done is not None else None
         if message:
@@ -442,7 +444,7 @@ class Labelling:
             return
         self.model.set_statuses(statuses)
         self._after_change()
-        self._notify_session(rows_changed=False)  # the listing is the same; the statuses (the split's "left out") are not
+        self._notify_session()  # the listing is the same; the statuses (the split's "left out") are not
         bad = sum(1 for s, _ in statuses.values() if s == "bad")
         if bad:
             self.status_message.emit(f"{bad:,} unreadable file{'s' if bad != 1 else ''} marked as bad "

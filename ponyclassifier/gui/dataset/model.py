@@ -14,6 +14,7 @@ from collections import OrderedDict
 from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QRect, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPen, QPixmap
 
+from ...core.session import Row
 from .. import workers
 from ..projects import count_entries, entries_from_rows
 from ..widgets.mime import MIME_PATHS, paths_to_mime
@@ -98,7 +99,9 @@ def _broken_pixmap(size: int, palette: QPalette) -> QPixmap:
 def list_project(root: str, state: workers.JobState, chunk: int = 1000) -> dict:
     """Worker: list a class-folder project (:func:`..core.project.iter_project_files`),
     handing rows to the GUI in chunks: partial results ``("classes", [name, ...])`` then
-    ``("rows", [(path, class), ...])``; images in the root have class "" (unlabelled)."""
+    ``("rows", [(path, class), ...])``; images in the root have class "" (unlabelled).
+    The result's ``rows`` are the whole listing as the session keeps it (``Row`` objects,
+    made here so that handing them to the session costs the GUI thread next to nothing)."""
     from ...core.folders import list_class_folders  # noqa: PLC0415 (torch-free)
     from ...core.project import iter_project_files  # noqa: PLC0415
 
@@ -107,17 +110,22 @@ def list_project(root: str, state: workers.JobState, chunk: int = 1000) -> dict:
     classes = list_class_folders(root)
     state.partial(("classes", classes))
     batch: list[tuple[str, str]] = []
-    total = 0
+    rows: list[Row] = []
     for item in iter_project_files(root):
         batch.append(item)
         if len(batch) >= chunk:
-            total += len(batch)
+            rows += [Row(*r) for r in batch]
             state.partial(("rows", batch))
             batch = []
     if batch:
-        total += len(batch)
+        rows += [Row(*r) for r in batch]
         state.partial(("rows", batch))
-    return {"root": root, "classes": classes, "total": total}
+    return {"root": root, "classes": classes, "total": len(rows), "rows": rows}
+
+
+def session_rows(entries: dict[str, list]) -> list[Row]:
+    """Worker: the session's rows (path, class) of the store's entries (path -> [class, ...])."""
+    return [Row(p, e[0]) for p, e in entries.items()]
 
 
 class ThumbnailModel(QAbstractListModel):
@@ -386,13 +394,6 @@ class ThumbnailModel(QAbstractListModel):
 
     def rows(self) -> list[tuple]:
         return [(p, *e) for p, e in self._entries.items()]
-
-    def labels(self) -> list[tuple[str, str]]:
-        """(path, class) of every image, in path order: what the session's rows hold."""
-        e = self._entries
-        if self._sorted is None:
-            self._sorted = sorted(e)
-        return [(p, e[p][0]) for p in self._sorted]
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """{class: {"total", "train", "val", "test", "unassigned", "bad", "unlabelled"}}."""

@@ -66,7 +66,7 @@ def test_labelling_follows_the_attached_store_and_tells_the_session(qtbot, tmp_p
         assert b.project is project and b.can_edit
         splits: list[bool] = []
         session.split_changed.connect(lambda: splits.append(True))
-        circle = sorted(p for p in b.model.all_paths() if "/circle/" in p.replace("\\", "/"))[0]
+        circle = min(p for p in b.model.all_paths() if "/circle/" in p.replace("\\", "/"))
         b.select_paths([circle])
         with qtbot.waitSignal(b.action_finished, timeout=20000):
             assert b.move_selected_to("square")
