@@ -206,7 +206,6 @@ class BrowserLayout:
         self._update_titles()
         self._update_actions()
 
-
     # ------------------------------------------------------------------ building
     @staticmethod
     def _lazy_page() -> QWidget:

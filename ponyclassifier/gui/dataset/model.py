@@ -49,8 +49,6 @@ def _square_pixmap(image: QImage, size: int) -> QPixmap:
     return pm
 
 
-
-
 def _placeholder_pixmap(size: int, palette: QPalette) -> QPixmap:
     pm = QPixmap(size, size)
     pm.fill(Qt.GlobalColor.transparent)
@@ -88,12 +86,6 @@ def _broken_pixmap(size: int, palette: QPalette) -> QPixmap:
     p.drawText(QRect(0, c + r, size, 24), Qt.AlignmentFlag.AlignCenter, "can't read")
     p.end()
     return pm
-
-
-
-
-
-
 
 
 def list_project(root: str, state: workers.JobState, chunk: int = 1000) -> dict:
