@@ -90,8 +90,7 @@ class QtAugmentPreview(QWidget):
         self.path: str | None = None
         self.seed = 0
         self._cached = None  # (path, size, uint8 tensor) of the last decode
-        self._job: workers.Job | None = None
-        self._generation = 0
+        self._lane = workers.Lane()  # newest wins: a superseded augmentation never calls back
         self._images: list[QImage] = []
         self._debounce = QTimer(self, singleShot=True, interval=self.DEBOUNCE_MS)
         self._debounce.timeout.connect(self.refresh)
@@ -241,31 +240,25 @@ class QtAugmentPreview(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._job is not None
+        return self._lane.busy
 
     def shutdown(self) -> None:
         self._debounce.stop()
-        if self._job is not None:
-            self._job.cancel()
+        self._lane.cancel()
 
     def refresh(self) -> None:
         """Recompute the variants now (changes to the controls do this after a short pause)."""
         self._debounce.stop()
         if self.path is None:
             return
-        if self._job is not None:
-            self._job.cancel()
-        self._generation += 1
-        gen = self._generation
         cached = None
         if self._cached and self._cached[0] == self.path and self._cached[1] == self.image_size:
             cached = self._cached[2]
         self.status.setText("Augmenting…")
-        self._job = workers.run_job(
+        self._lane.submit(
             _augment_job(self.path, self.image_size, self.config_dict(), self.count, self.seed, cached),
-            on_finished=lambda r, g=gen, p=self.path: self._on_job_finished(g, p, r),
-            on_failed=lambda m, tb, g=gen: self._on_job_failed(g, m),
-            on_cancelled=lambda g=gen: self._on_job_cancelled(g),
+            on_finished=lambda r, p=self.path: self._on_job_finished(p, r),
+            on_failed=lambda m, tb: self._on_job_failed(m),
         )
 
     # -------------------------------------------------------------- internals
@@ -278,10 +271,7 @@ class QtAugmentPreview(QWidget):
         self._make_tiles()
         self._debounce.start()
 
-    def _on_job_finished(self, gen: int, path: str, result) -> None:
-        if gen != self._generation:
-            return
-        self._job = None
+    def _on_job_finished(self, path: str, result) -> None:
         tensor, images = result
         self._cached = (path, self.image_size, tensor)
         self._images = images
@@ -294,18 +284,11 @@ class QtAugmentPreview(QWidget):
             label.setPixmap(pm)
         self.variants_ready.emit(len(images))
 
-    def _on_job_failed(self, gen: int, message: str) -> None:
-        if gen != self._generation:
-            return
-        self._job = None
+    def _on_job_failed(self, message: str) -> None:
         self._images = []
         self._clear_tiles()
         self.status.setText(f"<span style='color:#b02a2a'><b>Can't augment this image:</b> {message}</span>")
         self.variants_failed.emit(message)
-
-    def _on_job_cancelled(self, gen: int) -> None:
-        if gen == self._generation:
-            self._job = None
 
     def _make_tiles(self) -> None:
         for t in self.tiles:

@@ -231,8 +231,8 @@ class QtSimilarPanel(QWidget):
         self.exact_pairs: list[DuplicatePair] = []
         self.near_pairs: list[DuplicatePair] = []
         self.kept: set[frozenset] = set()
-        self._job: workers.Job | None = None
-        self._generation = 0  # results of a cancelled or superseded job are dropped
+        self._lane = workers.Lane()  # the scan (or threshold) job: a replaced or cancelled one never calls back
+        self._similar_lane = workers.Lane()  # the "find similar" query: the newest one wins
         self._pending_similar: tuple[str, int] | None = None
         self._query: str | None = None
 
@@ -319,21 +319,19 @@ class QtSimilarPanel(QWidget):
         """Hash every image, compute its features and list the pairs (on a worker)."""
         if paths is not None:
             self.set_paths(paths)
-        self._cancel_job()
+        self._lane.cancel()
         self.exact_pairs, self.near_pairs = [], []
         self._show_pairs()
         self._busy(True, f"Looking at {len(self.paths)} images…")
-        gen = self._generation
-        self._job = workers.run_job(
-            _scan_job(list(self.paths), self.threshold.value(), batch_size),
-            on_finished=self._if_current(gen, self._on_scan_finished),
-            on_failed=self._if_current(gen, self._on_scan_failed),
-            on_progress=self._if_current(gen, self._on_scan_progress),
-            on_cancelled=self._if_current(gen, self._on_scan_cancelled))
+        self._lane.submit(_scan_job(list(self.paths), self.threshold.value(), batch_size),
+                          on_finished=self._on_scan_finished, on_failed=self._on_scan_failed,
+                          on_progress=self._on_scan_progress)
 
     def cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
+        """Stop the scan (the Cancel button): it never calls back; the panel says so now."""
+        if self._lane.busy:
+            self._lane.cancel()
+            self._on_scan_cancelled()
 
     def clear(self) -> None:
         """Forget everything (another project was opened): no paths, index, pairs or results."""
@@ -350,7 +348,7 @@ class QtSimilarPanel(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._job is not None
+        return self._lane.busy
 
     def find_similar(self, path: str | os.PathLike, k: int | None = None) -> None:
         """Show the ``k`` images most like ``path`` (scanning first if there is no index)."""
@@ -361,7 +359,7 @@ class QtSimilarPanel(QWidget):
         self.similar_title.setText(f"Most similar to <b>{os.path.basename(path)}</b>: searching…")
         if self.index is None:
             self._pending_similar = (path, k)
-            if self._job is None:
+            if not self.busy:
                 self.scan()
             return
         self._run_similar(path, k)
@@ -402,13 +400,8 @@ class QtSimilarPanel(QWidget):
 
     # -------------------------------------------------------------- internals
     def _cancel_job(self) -> None:
-        self._generation += 1  # its late signals (cancelled, or finished just before) are dropped
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
-
-    def _if_current(self, gen: int, slot):
-        return lambda *args: slot(*args) if gen == self._generation else None
+        self._lane.cancel()
+        self._similar_lane.cancel()
 
     def _busy(self, on: bool, text: str = "") -> None:
         self.progress.setVisible(on)
@@ -423,7 +416,6 @@ class QtSimilarPanel(QWidget):
         self.progress.setValue(done)
 
     def _on_scan_finished(self, result) -> None:
-        self._job = None
         self.index, pairs = result
         self.exact_pairs = [p for p in pairs if p.kind != "near"]
         self.near_pairs = [p for p in pairs if p.kind == "near"]
@@ -440,37 +432,31 @@ class QtSimilarPanel(QWidget):
             self._run_similar(path, k)
 
     def _on_scan_failed(self, message: str, tb: str) -> None:
-        self._job = None
         self._pending_similar = None
         self._busy(False, f"<span style='color:#b02a2a'><b>Could not compare the images:</b> {message}</span>")
         self.scan_failed.emit(message)
 
     def _on_scan_cancelled(self) -> None:
-        self._job = None
         self._pending_similar = None
         self._busy(False, "Stopped.")
         self.scan_cancelled.emit()
 
     def _on_threshold_changed(self, value: float) -> None:
-        if self.index is None or self._job is not None:
+        if self.index is None or self.busy:
             return
-        gen = self._generation
-        self._job = workers.run_job(_near_job(self.index, value, self.exact_pairs),
-                                    on_finished=self._if_current(gen, self._on_near_finished),
-                                    on_failed=self._if_current(gen, self._on_scan_failed),
-                                    on_cancelled=self._if_current(gen, self._on_scan_cancelled))
+        self._lane.submit(_near_job(self.index, value, self.exact_pairs),
+                          on_finished=self._on_near_finished, on_failed=self._on_scan_failed)
 
     def _on_near_finished(self, near: list[DuplicatePair]) -> None:
-        self._job = None
         self.near_pairs = near
         self._show_pairs()
         self.scan_finished.emit(len(self.exact_pairs), len(self.near_pairs))
 
     def _run_similar(self, path: str, k: int) -> None:
         index = self.index
-        workers.run_job(_similar_job(index, path, k),
-                        on_finished=lambda res, p=path: self._on_similar_finished(p, res),
-                        on_failed=lambda m, tb, p=path: self._on_similar_failed(p, m))
+        self._similar_lane.submit(_similar_job(index, path, k),
+                                  on_finished=lambda res, p=path: self._on_similar_finished(p, res),
+                                  on_failed=lambda m, tb, p=path: self._on_similar_failed(p, m))
 
     def _on_similar_finished(self, query: str, results: list) -> None:
         if query != self._query:

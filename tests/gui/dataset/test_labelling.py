@@ -17,21 +17,19 @@ from PySide6.QtTest import QTest
 
 from ponyclassifier.core.project import Project
 from ponyclassifier.core.store import STORE_DIR, store_path
-from ponyclassifier.gui.main_window import MainWindow
 from ponyclassifier.gui.dataset.browser import COL_COUNT, COL_KEY, PathRole, QtDatasetBrowser
+from ponyclassifier.gui.main_window import MainWindow
 from tests.conftest import make_shapes_dataset
-from .latency import StallMeter
+
+from ..latency import StallMeter
 
 MAX_STALL_MS = 100
 CTRL = Qt.KeyboardModifier.ControlModifier
 
 
 # ---------------------------------------------------------------------------- helpers
-def _window(qtbot, root: Path) -> MainWindow:
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
+def _window(make_window, qtbot, root: Path) -> MainWindow:
+    w = make_window(1200, 800)
     qtbot.waitExposed(w)
     with qtbot.waitSignal(w.project_ready, timeout=60000):
         w.open_project(root)
@@ -109,9 +107,9 @@ def _class_pos(b: QtDatasetBrowser, cls: str):
 
 
 # ---------------------------------------------------------------------------- tests
-def test_open_records_splits_and_filters_by_split(qtbot, tmp_path):
+def test_open_records_splits_and_filters_by_split(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=10)
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     _agree(b, root)
     rows = b.project.store.images()
@@ -133,11 +131,11 @@ def test_open_records_splits_and_filters_by_split(qtbot, tmp_path):
     # reopening keeps the recorded splits
     before = {r["relpath"]: r["split"] for r in rows}
     w.close()
-    w2 = _window(qtbot, root)
+    w2 = _window(make_window, qtbot, root)
     assert {r["relpath"]: r["split"] for r in w2.browser.project.store.images()} == before
 
 
-def test_drop_files_from_the_desktop_onto_a_class(qtbot, tmp_path):
+def test_drop_files_from_the_desktop_onto_a_class(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=3)
     src = tmp_path / "desktop"
     src.mkdir()
@@ -145,7 +143,7 @@ def test_drop_files_from_the_desktop_onto_a_class(qtbot, tmp_path):
     uni = _png(src / "ポニー ñ.png", (20, 160, 90))
     text = src / "notes.png"
     text.write_text("not a picture")
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     with qtbot.waitSignal(b.import_finished, timeout=30000) as sig:
         _drop_urls(b.class_tree, _class_pos(b, "square"), [good, uni, text])
@@ -178,9 +176,9 @@ def test_drop_files_from_the_desktop_onto_a_class(qtbot, tmp_path):
     assert "square/pony (2).png" not in _agree(b, root)
 
 
-def test_number_keys_relabel_then_undo_and_redo(qtbot, tmp_path):
+def test_number_keys_relabel_then_undo_and_redo(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=4)
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     (path,) = _select(b, "circle", rows=(1,))
     name = Path(path).name
@@ -202,9 +200,9 @@ def test_number_keys_relabel_then_undo_and_redo(qtbot, tmp_path):
     assert "no class 9" in w.statusBar().currentMessage()
 
 
-def test_several_images_move_with_the_context_menu_path_and_keep_the_view(qtbot, tmp_path):
+def test_several_images_move_with_the_context_menu_path_and_keep_the_view(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=60)
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     b.select_class(None)  # all images: moved files stay in view and stay selected
     b.view.scrollTo(b.model.index(30))
@@ -219,12 +217,12 @@ def test_several_images_move_with_the_context_menu_path_and_keep_the_view(qtbot,
     assert abs(b.view.verticalScrollBar().value() - scroll) < 400
 
 
-def test_drag_images_from_the_grid_onto_a_class(qtbot, tmp_path):
+def test_drag_images_from_the_grid_onto_a_class(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=3)
     # a name that exists in the target too: the moved file gets a new name (case 19)
     _png(root / "circle" / "same.png")
     _png(root / "square" / "same.png", (10, 10, 200))
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     b.select_class("circle")
     same = str(root / "circle" / "same.png")
@@ -241,9 +239,9 @@ def test_drag_images_from_the_grid_onto_a_class(qtbot, tmp_path):
     assert b._action is None
 
 
-def test_delete_key_moves_to_the_trash_and_undo_brings_it_back(qtbot, tmp_path):
+def test_delete_key_moves_to_the_trash_and_undo_brings_it_back(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=3)
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     paths = _select(b, "triangle", rows=(0, 2))
     assert _key(qtbot, b, Qt.Key.Key_Delete) == "Delete"
@@ -257,9 +255,9 @@ def test_delete_key_moves_to_the_trash_and_undo_brings_it_back(qtbot, tmp_path):
     _agree(b, root)
 
 
-def test_paste_an_image_from_the_clipboard(qtbot, tmp_path):
+def test_paste_an_image_from_the_clipboard(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=2)
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     b.select_class("circle")
     img = QImage(30, 20, QImage.Format.Format_RGB32)
@@ -280,9 +278,9 @@ def test_paste_an_image_from_the_clipboard(qtbot, tmp_path):
     assert len([p for p in _agree(b, root) if "pasted-" in p]) == 1
 
 
-def test_create_rename_merge_and_delete_classes(qtbot, tmp_path):
+def test_create_rename_merge_and_delete_classes(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=3)
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     _do(qtbot, b, b.create_class, "hexagon")
     assert (root / "hexagon").is_dir() and b.classes[1] == "hexagon" and b.model.class_filter == "hexagon"
@@ -310,7 +308,7 @@ def test_create_rename_merge_and_delete_classes(qtbot, tmp_path):
     assert "not a usable class name" in b.banner.text and not (root / ".hidden").exists()
 
 
-def test_open_shows_rolled_back_operations(qtbot, tmp_path):
+def test_open_shows_rolled_back_operations(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=2)
     src, dst = root / "circle" / "circle_000.png", root / "square" / "moved.png"
     p = Project(root)
@@ -318,18 +316,18 @@ def test_open_shows_rolled_back_operations(qtbot, tmp_path):
     p._journal_begin("relabel", [(str(src), str(dst))])  # killed after moving, before the commit
     os.replace(src, dst)
     p.close()
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     assert src.exists() and not dst.exists()
     assert "interrupted relabel was rolled back" in w.browser.banner.text
     _agree(w.browser, root)
 
 
-def test_second_window_gets_the_project_read_only(qtbot, tmp_path):
+def test_second_window_gets_the_project_read_only(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=2)
     before = _disk(root)
     other = Project(root)  # another window holds the project
     try:
-        w = _window(qtbot, root)
+        w = _window(make_window, qtbot, root)
         b = w.browser
         assert b.project.read_only and "another PonyClassifier window" in b.banner.text
         assert not b.act_delete.isEnabled() and not b.act_new_class.isEnabled()
@@ -342,16 +340,14 @@ def test_second_window_gets_the_project_read_only(qtbot, tmp_path):
         other.close()
 
 
-def test_corrupt_store_is_reported_and_left_untouched(qtbot, tmp_path):
+def test_corrupt_store_is_reported_and_left_untouched(qtbot, tmp_path, make_window):
     """RELIABILITY case 18."""
     root = make_shapes_dataset(tmp_path / "shapes", per_class=2)
     store = store_path(root)
     store.parent.mkdir()
     junk = b"this is not SQLite" * 100
     store.write_bytes(junk)
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
+    w = make_window()
     with qtbot.waitSignal(w.project_failed, timeout=60000) as sig:
         w.open_project(root)
     assert "left untouched" in sig.args[0]
@@ -365,7 +361,7 @@ def test_corrupt_store_is_reported_and_left_untouched(qtbot, tmp_path):
     box.close()
 
 
-def test_dropping_1000_files_keeps_the_app_responsive(qtbot, tmp_path):
+def test_dropping_1000_files_keeps_the_app_responsive(qtbot, tmp_path, make_window):
     """RELIABILITY case 15: 1,000 files, some unreadable, vanished or non-ASCII-named."""
     root = make_shapes_dataset(tmp_path / "shapes", per_class=5)
     src = tmp_path / "drop"
@@ -396,7 +392,7 @@ def test_dropping_1000_files_keeps_the_app_responsive(qtbot, tmp_path):
     folder.mkdir()
     (folder / "inner.png").write_bytes(data)
     assert len(files) == 1000
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     b.select_class("circle")
     gc.collect()  # a full collection left over from earlier tests is not this drop's stall
@@ -429,12 +425,12 @@ def test_dropping_1000_files_keeps_the_app_responsive(qtbot, tmp_path):
     assert meter.max_gap * 1000 < MAX_STALL_MS, f"event loop stalled {meter.max_gap * 1000:.0f} ms"
 
 
-def test_cancel_keeps_what_was_imported(qtbot, tmp_path):
+def test_cancel_keeps_what_was_imported(qtbot, tmp_path, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=2)
     src = tmp_path / "drop"
     src.mkdir()
     files = [_png(src / f"p{i:03d}.png") for i in range(300)]
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     b = w.browser
     b.import_bar.valueChanged.connect(lambda v: v >= 5 and b.cancel_import())
     with qtbot.waitSignal(b.import_finished, timeout=60000) as sig:
@@ -447,9 +443,9 @@ def test_cancel_keeps_what_was_imported(qtbot, tmp_path):
 
 
 @pytest.mark.parametrize("place", [1])
-def test_delete_key_does_nothing_on_other_places(qtbot, tmp_path, place):
+def test_delete_key_does_nothing_on_other_places(qtbot, tmp_path, place, make_window):
     root = make_shapes_dataset(tmp_path / "shapes", per_class=2)
-    w = _window(qtbot, root)
+    w = _window(make_window, qtbot, root)
     _select(w.browser, "circle")
     w.set_place(place)
     w.sidebar.setFocus()

@@ -13,13 +13,13 @@ import shiboken6
 from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtTest import QTest
 
-from ponyclassifier.gui.main_window import AUGMENT_SETTINGS_KEY, MainWindow
 from ponyclassifier.gui.dataset.similar import _Thumb
+from ponyclassifier.gui.main_window import AUGMENT_SETTINGS_KEY, MainWindow
 from tests.conftest import make_shapes_dataset
 
 pytest.importorskip("PySide6.QtMultimedia", reason="QtMultimedia comes with PySide6-Addons")
 
-from tests.gui.test_capture import make_video, media_noise  # noqa: E402, F401 (autouse fixture)
+from tests.gui.dataset.test_capture import make_video, media_noise  # noqa: E402, F401 (autouse fixture)
 
 
 def _images(root: Path, cls: str) -> list[Path]:
@@ -27,13 +27,10 @@ def _images(root: Path, cls: str) -> list[Path]:
 
 
 @pytest.fixture
-def win(qtbot, tmp_path):
+def win(qtbot, tmp_path, make_window):
     """The main window with a shapes project open and its store attached (labelling on)."""
     root = make_shapes_dataset(tmp_path / "shapes", per_class=3)
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1360, 840)
-    w.show()
+    w = make_window(1360, 840)
     with qtbot.waitSignal(w.project_ready, timeout=30000):
         w.open_project(root)
     qtbot.waitUntil(lambda: not w.browser.listing and w.browser.project is not None, timeout=10000)

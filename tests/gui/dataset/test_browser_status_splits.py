@@ -9,8 +9,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from ponyclassifier.gui.projects import open_project_job
 from ponyclassifier.gui.dataset.browser import COL_NAME, QtDatasetBrowser, SplitsDialog
+from ponyclassifier.gui.projects import open_project_job
 from tests.conftest import make_shapes_dataset
 
 

@@ -4,7 +4,6 @@ listed on a worker, rows arrive in batches, and only shown rows are decoded."""
 from __future__ import annotations
 
 import gc
-
 import io
 import os
 import time
@@ -15,7 +14,8 @@ from PySide6.QtWidgets import QApplication
 
 from ponyclassifier.gui import projects, workers
 from ponyclassifier.gui.dataset.browser import QtDatasetBrowser
-from .latency import StallMeter
+
+from ..latency import StallMeter
 
 N_FILES = 20_000
 MAX_STALL_MS = 100
