@@ -6,29 +6,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from PySide6.QtCore import QObject, QSettings, Qt, QtMsgType, QTimer, Signal, qInstallMessageHandler
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtTest import QTest
 
 from ponyclassifier.gui import projects
 from ponyclassifier.gui.app import ErrorReporter
-from ponyclassifier.gui.main_window import PLACES, MainWindow
+from ponyclassifier.gui.main_window import PLACES
 from tests.conftest import make_shapes_dataset
-
-
-@pytest.fixture
-def media_noise(gui_env):
-    """QtMultimedia (built with the live camera view) probes for VA-API and PipeWire and warns
-    when the machine lacks them: machine noise, dropped as in test_capture; all else fails."""
-    def handler(kind, context, message):
-        if context.category == "qt.multimedia.symbolsresolver" or "No RHI backend" in message:
-            return
-        if kind in (QtMsgType.QtDebugMsg, QtMsgType.QtInfoMsg):
-            return
-        previous(kind, context, message)
-
-    previous = qInstallMessageHandler(handler)
-    yield
-    qInstallMessageHandler(previous)
 
 
 def test_first_run_creates_and_opens_the_demo(qtbot, gui_env, make_window):

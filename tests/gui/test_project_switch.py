@@ -11,9 +11,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from ponyclassifier.core.store import ProjectStore
 from ponyclassifier.gui.main_window import PLACES, MainWindow
-from tests.gui.conftest import open_in
 from tests.conftest import make_shapes_dataset
-from tests.gui.test_main_window import media_noise  # noqa: F401 (fixture)
+from tests.gui.conftest import open_in
 
 
 def _train(qtbot, w: MainWindow, epochs: int):

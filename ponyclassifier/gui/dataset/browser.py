@@ -60,14 +60,6 @@ __all__ = ["COL_COUNT", "COL_KEY", "COL_NAME", "THUMB_SIZE", "BrokenRole", "Clas
 BUSY_REASON = "the dataset is busy with another change"
 
 
-def _release(session: ProjectSession) -> None:
-    """Let the session's project go (``closing`` is emitted, work still writing defers the
-    close) without forgetting the root or the listing shown. ProjectSession has no public
-    name for this yet (``open`` and ``close`` do it first)."""
-    release = getattr(session, "release", None)
-    (release or session._release)()
-
-
 class QtDatasetBrowser(Labelling, ClassList, SideTools, BrowserLayout, QWidget):
     """Classes with counts, the filter bar, the thumbnail grid and the preview of the
     session's project folder; with the project's store attached, labelling too."""
@@ -188,7 +180,7 @@ class QtDatasetBrowser(Labelling, ClassList, SideTools, BrowserLayout, QWidget):
     def detach_project(self) -> None:
         """Labelling off: the session lets its project go (closed now, or by the work
         still writing to it); the listing stays shown."""
-        _release(self.session)
+        self.session.release()
 
     def show_failure(self, html: str) -> None:
         """The project could not be opened: nothing is shown from it."""

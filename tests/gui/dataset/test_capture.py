@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 pytest.importorskip("PySide6.QtMultimedia", reason="QtMultimedia comes with PySide6-Addons")
 
-from PySide6.QtCore import Qt, QtMsgType, qInstallMessageHandler  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QColor, QImage  # noqa: E402
 from PySide6.QtMultimedia import QMediaDevices, QVideoFrame  # noqa: E402
 
@@ -19,29 +19,7 @@ from ponyclassifier.core.project import Project  # noqa: E402
 from ponyclassifier.gui.dataset.capture import QtCaptureDialog  # noqa: E402
 from tests.conftest import make_shapes_dataset  # noqa: E402
 
-# QtMultimedia probes for VA-API and PipeWire on every machine and warns when they are not
-# installed, and the offscreen platform has no GPU for frame conversion. Both are about the
-# test machine, not our code; everything else still fails the test (tests/gui/conftest.py).
-_MEDIA_NOISE_CATEGORIES = ("qt.multimedia.symbolsresolver",)
-_MEDIA_NOISE = ("No RHI backend",)
-
-
-@pytest.fixture(autouse=True)
-def media_noise(gui_env):
-    """Drops the machine noise above; a test may add messages it expects to the list yielded."""
-    previous = None
-    expected: list[str] = []
-
-    def handler(kind, context, message):
-        if context.category in _MEDIA_NOISE_CATEGORIES or any(n in message for n in (*_MEDIA_NOISE, *expected)):
-            return
-        if kind in (QtMsgType.QtDebugMsg, QtMsgType.QtInfoMsg):
-            return
-        previous(kind, context, message)
-
-    previous = qInstallMessageHandler(handler)
-    yield expected
-    qInstallMessageHandler(previous)
+pytestmark = pytest.mark.usefixtures("media_noise")  # tests/gui/conftest.py
 
 
 def make_video(path: Path, frames: int = 40, size=(160, 120)) -> Path:

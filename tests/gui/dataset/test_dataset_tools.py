@@ -19,7 +19,9 @@ from tests.conftest import make_shapes_dataset
 
 pytest.importorskip("PySide6.QtMultimedia", reason="QtMultimedia comes with PySide6-Addons")
 
-from tests.gui.dataset.test_capture import make_video, media_noise  # noqa: E402, F401 (autouse fixture)
+from tests.gui.dataset.test_capture import make_video  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("media_noise")  # tests/gui/conftest.py
 
 
 def _images(root: Path, cls: str) -> list[Path]:

@@ -23,10 +23,7 @@ from ponyclassifier.gui.predict.live import LivePrediction, LivePredictWidget  #
 from ponyclassifier.gui.predict.play import BUTTON_HEIGHT, PlayWindow, percent  # noqa: E402
 from tests.conftest import SHAPES, draw_shape, make_shapes_dataset  # noqa: E402
 
-try:  # the same machine-noise filter, autouse (the capture tests may live with the dataset area)
-    from tests.gui.dataset.test_capture import media_noise  # noqa: E402,F401
-except ImportError:
-    from tests.gui.test_capture import media_noise  # noqa: E402,F401
+pytestmark = pytest.mark.usefixtures("media_noise")  # the machine-noise filter (tests/gui/conftest.py)
 
 
 @pytest.fixture(scope="module")
