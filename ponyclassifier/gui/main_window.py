@@ -12,7 +12,6 @@ the Dataset place are remembered under :data:`AUGMENT_SETTINGS_KEY` (a JSON obje
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.session import ModelSession, ProjectSession
 from . import projects, workers
 from .dataset.browser import QtDatasetBrowser
 
@@ -58,74 +58,6 @@ def save_augment_config(config: dict, settings: QSettings | None = None) -> None
     (settings or QSettings()).setValue(AUGMENT_SETTINGS_KEY, json.dumps(config, sort_keys=True))
 
 
-_UNSET = object()
-
-
-class _LiveHost(QWidget):
-    """The Predict page's "Live camera" tab. The camera view (QtMultimedia) is built the
-    first time the tab is shown, so starting the app never loads the multimedia stack; the
-    project and model given before then are handed over when it is built.
-
-    The host keeps the Predict page's model as given; the camera view gets its own copy (the
-    live thread's Grad-CAM hooks must never see the page's passes), made only when the view
-    exists, so a model loaded in Predict is not copied for a camera tab nobody opens."""
-
-    created = Signal(object)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.widget = None
-        self.error: str | None = None
-        self._project: tuple = (None, None)
-        self._model: tuple = (None, "")
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        self._note = QLabel("Starting the camera view…")
-        self._note.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._note.setWordWrap(True)
-        lay.addWidget(self._note)
-
-    def ensure(self):
-        if self.widget is None and self.error is None:
-            try:
-                from .predict.live import LivePredictWidget
-            except ImportError as e:  # QtMultimedia or its system libraries are missing
-                self.error = str(e)
-                self._note.setText(f"The camera view is not available in this installation:\n{e}")
-                return None
-            self.widget = LivePredictWidget()
-            self._note.hide()
-            self.layout().addWidget(self.widget)
-            self.widget.set_project(*self._project)
-            if self._model[0] is not None:
-                self.widget.set_model(copy.deepcopy(self._model[0]), self._model[1])
-            self.created.emit(self.widget)
-        return self.widget
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self.ensure()
-
-    def set_project(self, project, busy=None) -> None:
-        self._project = (project, busy)
-        if self.widget is not None:
-            self.widget.set_project(project, busy)
-
-    def forget_frame(self) -> None:
-        """Another project: the camera view shows nothing of the last one."""
-        if self.widget is not None:
-            self.widget.forget_frame()
-
-    def set_model(self, model, description: str = "") -> None:
-        self._model = (model, description)
-        if self.widget is not None:
-            self.widget.set_model(copy.deepcopy(model) if model is not None else None, description)
-
-    def shutdown(self) -> None:
-        if self.widget is not None:
-            self.widget.shutdown()
-
-
 class MainWindow(QMainWindow):
     project_changed = Signal(str)
     project_ready = Signal(str)  # the store is open: labelling works
@@ -139,14 +71,19 @@ class MainWindow(QMainWindow):
         self.project: str | None = None
         self._demo_job: workers.Job | None = None
         self._demo_dialog: QProgressDialog | None = None
-        self._open_generation = 0  # a store opened for a project no longer shown is closed
+        self._store_job: workers.Job | None = None  # the store of the project being opened
+        self._store_wanted_for: str | None = None  # its root, until the listing is complete
+        self._model_chosen = False  # the user chose a model for this project before its store opened
         self._closing = False
         self._stop_confirmed = False  # the user chose to stop the training for what comes next
-        self._explain_samples_stale = False  # Explain's image list is refilled when next shown
         self.last_dialog: QMessageBox | None = None
 
         workers.thumbnail_service().set_cache_dir(projects.thumbnail_cache_dir())  # one cache, every size
-        self.browser = QtDatasetBrowser(cache_dir=projects.thumbnail_cache_dir())
+        # The app's state, once (core/session.py): every place is a view of these two.
+        self.session = ProjectSession()
+        self.models = ModelSession()
+        self.session.rows_changed.connect(self._on_rows_changed)
+        self.browser = QtDatasetBrowser(self.session, cache_dir=projects.thumbnail_cache_dir())
         self.browser.file_count_changed.connect(self._on_browser_file_count_changed)
         self.browser.listing_finished.connect(self._on_browser_listing_finished)
         self.browser.listing_failed.connect(self._on_browser_listing_failed)
@@ -171,23 +108,19 @@ class MainWindow(QMainWindow):
         self.browser.splits_changed.connect(self.training.splits_changed)
         self.training.splits_requested.connect(self.browser.open_splits)
         from .explain.page import ExplainPage
+        from .predict.live_host import LiveHost
         from .predict.page import PredictPage
 
-        self.explain = ExplainPage()
+        self.explain = ExplainPage(self.session, self.models)
         self.explain.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.explain.open_image_requested.connect(self._on_explain_open_image_requested)
         self.stack.addWidget(self.explain)
-        self.predict = PredictPage()
+        self.predict = PredictPage(self.session, self.models)
         self.predict.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        self.predict.model_loaded.connect(self._on_predict_model_loaded)
         self.stack.addWidget(self.predict)
-        self.live_host = _LiveHost(self)
+        self.live_host = LiveHost(self.session, self.models, self)
         self.live_host.created.connect(self._on_live_created)
         self.predict.set_live_widget(self.live_host)
-        # The model each of Explain and Predict should show (None: the ImageNet network), given
-        # to the page when it is first shown, so nothing loads for a place nobody opens.
-        self._wanted_model: dict[str, str | None] = {"Explain": None, "Predict": None}
-        self._given_model: dict[str, object] = {"Explain": _UNSET, "Predict": _UNSET}
 
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
@@ -328,8 +261,6 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ places
     def set_place(self, index: int) -> None:
         self.stack.setCurrentIndex(index)
-        self._give_model(PLACES[index])
-        self._refresh_explain_samples()
         self.place_actions[index].setChecked(True)
         if self.sidebar.currentRow() != index:
             self.sidebar.setCurrentRow(index)
@@ -339,23 +270,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ models
     def open_model_in(self, model_path: str | None, place: str = "Predict") -> None:
-        """Show ``model_path`` (None: the ImageNet network) in Explain or Predict, and go there."""
-        self._wanted_model[place] = model_path
+        """Show ``model_path`` (None: the ImageNet network) in Explain or Predict, and go there
+        (each page loads the model its session wants when it is shown)."""
+        self._model_chosen = True
+        self.models.want(place, model_path)
         self.set_place(PLACES.index(place))
 
     def _set_wanted_models(self, model_path: str | None) -> None:
-        for place in self._wanted_model:
-            self._wanted_model[place] = model_path
-        self._give_model(self.place())
-
-    def _give_model(self, place: str) -> None:
-        page = {"Explain": self.explain, "Predict": self.predict}.get(place)
-        if page is None:
-            return
-        wanted = self._wanted_model[place]
-        if self._given_model[place] != wanted:
-            self._given_model[place] = wanted
-            page.set_model_path(wanted)
+        for place in ("Explain", "Predict"):
+            self.models.want(place, model_path)
 
     @Slot(str)
     def _on_training_model_saved(self, path: str) -> None:
@@ -365,12 +288,6 @@ class MainWindow(QMainWindow):
         """The newest run's model that is still on disk, or None (the ImageNet network)."""
         done = [r for r in runs if r.model_path and os.path.exists(r.model_path)]
         return max(done, key=lambda r: r.id).model_path if done else None
-
-    @Slot(str)
-    def _on_predict_model_loaded(self, description: str) -> None:
-        loaded = getattr(self.predict, "loaded", None)
-        if loaded is not None:
-            self.live_host.set_model(loaded.model, description)  # the camera view copies it
 
     @property
     def live(self):
@@ -401,16 +318,6 @@ class MainWindow(QMainWindow):
     def _on_explain_open_image_requested(self, path: str) -> None:
         self.set_place(0)
         self.browser.reveal_path(path)
-
-    def _refresh_explain_samples(self) -> None:
-        """Explain's image chooser lists the project's images; it is refilled only while
-        Explain is shown (at 20,000 images that takes tens of milliseconds)."""
-        if self._explain_samples_stale and self.place() == "Explain" and not self.browser.listing:
-            self._explain_samples_stale = False
-            self.explain.set_project(self.project, self._project_samples())
-
-    def _project_samples(self) -> list[tuple[str, str]]:
-        return [(row[0], row[1]) for row in sorted(self.browser.model.rows()) if row[1]]
 
     def _on_sidebar_current_row_changed(self, row: int) -> None:
         if row >= 0 and row != self.stack.currentIndex():
@@ -443,11 +350,6 @@ class MainWindow(QMainWindow):
             return False
         if not self.training_may_end("open another project", lambda: self.open_project(path)):
             return False
-        self.browser.detach_project()  # releases the old store (and its lock) first
-        if path != self.project:  # nothing of the last project's work stays on screen
-            self._attach_training(None, None)
-            self.predict.clear()
-            self.live_host.forget_frame()
         self.project = path
         projects.add_recent_project(path)
         self._fill_recent_menu()
@@ -455,28 +357,44 @@ class MainWindow(QMainWindow):
         self.path_label.setText(path)
         self.path_label.setToolTip(path)
         self.count_label.setText("Listing…")
-        self.browser.open_project(path)
-        self._open_generation += 1
-        gen = self._open_generation
-        workers.run_job(lambda state: projects.open_project_job(path),
-                        on_finished=lambda result: self._on_store_opened(gen, path, result),
-                        on_failed=lambda message, tb: self._on_store_failed(gen, path, message))
+        self._attach_training(None, None)
+        # Every place forgets the last project and the browser lists this one (the one walk
+        # of the folder); the store opens once the listing is complete (_on_rows_changed).
+        self._store_job = None
+        self._store_wanted_for = path
+        self._model_chosen = False
+        self.session.open(path)
         self.set_place(0)
         self.project_changed.emit(path)
         return True
 
-    def _on_store_opened(self, gen: int, path: str, result: dict) -> None:
+    def _on_rows_changed(self) -> None:
+        """The listing of the project being opened is complete: open its store on a worker,
+        synced from that listing (the folder is not walked a second time)."""
+        path = self._store_wanted_for
+        if path is None or path != self.session.root or self.session.project is not None:
+            return  # a labelling change or a reload of a project already open
+        self._store_wanted_for = None
+        listing = [(r.path, r.cls) for r in self.session.rows]
+        job = self._store_job = workers.run_job(
+            lambda state: projects.open_project_job(path, listing),
+            on_finished=lambda result: self._on_store_opened(job, path, result),
+            on_failed=lambda message, tb: self._on_store_failed(job, path, message))
+
+    def _on_store_opened(self, job, path: str, result: dict) -> None:
         project = result["project"]
-        if gen != self._open_generation or self._closing:
+        if job is not self._store_job or self._closing:
             project.close()  # another project was opened meanwhile, or the window closed
             return
-        self.browser.attach_project(project, result["rows"], result["classes"], result.get("counts"))
+        self._store_job = None
+        if result.get("relisted") is not None and path == self.session.root:
+            self.session.set_rows(result["relisted"])  # files moved back by the store's recovery
+        if not self.session.attach(project, result["rows"], result.get("counts")):
+            return  # opened for a root that is no longer the session's (closed by the session)
         self.browser.view.setFocus()
         self._attach_training(path, project)
-        self._set_wanted_models(self._latest_model(self.training.runs_view.runs))  # read by _attach_training
-        self.predict.set_project(project)
-        self.live_host.set_project(project, busy=lambda: ("the dataset is busy with another change"
-                                                           if self.browser.busy else None))
+        if not self._model_chosen:  # the newest model, or ImageNet; never over the user's own choice
+            self._set_wanted_models(self._latest_model(self.session.runs()))
         self.project_ready.emit(path)
 
     def _attach_training(self, path: str | None, project) -> None:
@@ -496,9 +414,10 @@ class MainWindow(QMainWindow):
     def _on_training_relabel_requested(self, path: str, new_class: str) -> None:
         self.browser.relabel_paths([path], new_class)
 
-    def _on_store_failed(self, gen: int, path: str, message: str) -> None:
-        if gen != self._open_generation or self._closing:
+    def _on_store_failed(self, job, path: str, message: str) -> None:
+        if job is not self._store_job or self._closing:
             return
+        self._store_job = None
         self.project = None
         self.setWindowTitle("PonyClassifier")
         self.path_label.setText("No project")
@@ -619,10 +538,8 @@ class MainWindow(QMainWindow):
         self._on_browser_counts_changed(n, len(self.browser.classes))  # also refreshes Explain's list
 
     def _on_browser_counts_changed(self, n: int, c: int) -> None:
-        self._explain_samples_stale = True  # labelling changed: Explain's image list follows when shown
         if self.browser.listing:
             return
-        self._refresh_explain_samples()
         self.training.dataset_changed()  # the Auto settings follow the data
         images = f"{n:,} image{'s' if n != 1 else ''}"
         self.count_label.setText(f"{images}, not sorted into classes yet" if n and not c else

@@ -192,12 +192,18 @@ def open_project_job(root: str, listing=None) -> dict:
 
     project = Project(root)
     try:
+        relisted = None
+        if project.recovered and listing is not None:
+            # an interrupted change was rolled back on open: files moved after the listing
+            from ..core.project import iter_project_files  # noqa: PLC0415
+
+            listing = relisted = list(iter_project_files(root))
         if not project.read_only:
             project.sync(listing)
             project.make_missing_splits()
         entries, counts = read_back(project, root)
         return {"project": project, "rows": entries, "counts": counts,
-                "classes": project.classes()}
+                "classes": project.classes(), "relisted": relisted}
     except BaseException:
         project.close()
         raise
