@@ -258,8 +258,8 @@ def test_augmentation_set_in_the_dataset_place_reaches_training(qtbot, panel):
     from PySide6.QtCore import QSettings
 
     from ponyclassifier.core.augment import AugmentConfig
-    from ponyclassifier.gui.main_window import load_augment_config, save_augment_config
     from ponyclassifier.gui.dataset.augment_preview import STRENGTHS, QtAugmentPreview
+    from ponyclassifier.gui.main_window import load_augment_config, save_augment_config
 
     preview = QtAugmentPreview(count=1, image_size=32)
     qtbot.addWidget(preview)
