@@ -236,11 +236,12 @@ class QtTrainingPanel(LegacyProjectCalls, QWidget):
         else:  # looked at again when the panel is shown, not on every import batch
             self._facts_stale = True
 
-    def _split(self) -> ProjectSplit | None:
+    def _split(self, quiet: bool = False) -> ProjectSplit | None:
         try:
             return self.session.split()
         except (StoreError, sqlite3.Error) as e:
-            self._log(f"Cannot read the project's split: {e}")
+            if not quiet:
+                self._log(f"Cannot read the project's split: {e}")
             return None
 
     def _close_record_store(self) -> None:
@@ -490,7 +491,7 @@ class QtTrainingPanel(LegacyProjectCalls, QWidget):
         """Show what Auto will choose for this project, with the reasons."""
         root = self.session.root
         facts = self._facts.get(os.fspath(root)) if root is not None else None
-        self.form.show_plan(root is not None, facts, self._split() if facts is not None else None)
+        self.form.show_plan(root is not None, facts, self._split(quiet=True) if facts is not None else None)
 
     # ============================================================ evaluation
     def _on_runs_view_run_activated(self, run_id: int) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from ...core.callbacks import Callback, EventForwarder, ModelCheckpoint
 from ...core.engine import TrainConfig, Trainer
@@ -143,8 +143,9 @@ class TrainingRun(QObject):
         workers.begin_short_gil_switch(self)
         self._job = self._worker.submit(work, on_partial=self._on_event, on_finished=self._on_done,
                                         on_failed=self._on_failed, on_cancelled=self._on_cancelled)
-        if self._job is None:  # the worker was shut down (the window is closing)
-            self._finish(TrainingOutcome("failed", self.run_id, error="the training worker has been shut down"))
+        if self._job is None:  # the worker was shut down (the window is closing): finished, after start returns
+            failed = TrainingOutcome("failed", self.run_id, error="the training worker has been shut down")
+            QTimer.singleShot(0, self, lambda: self._finish(failed))
 
     def stop(self) -> None:
         """Stop before the next batch; the best model so far is kept and saved."""
@@ -158,7 +159,7 @@ class TrainingRun(QObject):
 
     @property
     def running(self) -> bool:
-        return self._job is not None and self.outcome is None
+        return self._started_at > 0 and self.outcome is None
 
     def wait(self, msecs: int = 30000) -> bool:
         """Block until the run has ended (for shutdown: call :meth:`stop` first). The run is
