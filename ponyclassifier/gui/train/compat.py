@@ -1,10 +1,15 @@
-"""The Train place's calls from before the sessions, kept while the main window still
-makes them: ``set_project(root, store)``, ``splits_changed()``, ``dataset_changed()``.
-Each only drives the panel's :class:`~ponyclassifier.core.session.ProjectSession`; once the
-main window shares its session with the panel, this module goes.
+"""Opening a project in a session from a folder and a store opened elsewhere, and the
+Train place's calls from before the sessions.
 
 :class:`StoreProject` is a project's face (root, store, read_only, close) for a store
 opened elsewhere, so a session can be attached to it; its owner closes the store.
+:func:`open_in_session` opens a folder (and such a store) in a session: the tests'
+``make_panel`` and a panel shown on its own use it.
+
+:class:`LegacyProjectCalls` keeps ``set_project(root, store)``, ``splits_changed()`` and
+``dataset_changed()`` while the main window still makes them; each only drives the
+panel's :class:`~ponyclassifier.core.session.ProjectSession`. It goes once the main window
+shares its session with the panel.
 """
 
 from __future__ import annotations
