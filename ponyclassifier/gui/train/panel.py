@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 from ...core.callbacks import EarlyStopping
 from ...core.engine import TrainConfig, TrainingError
 from ...core.policy import DataFacts, default_recipe
-from ...core.runs import ProjectSplit
+from ...core.runs import ProjectSplit, project_split
 from ...core.session import ProjectSession
 from ...core.store import ProjectStore, StoreError
 from ...core.summary import ModelSummary
@@ -244,6 +244,21 @@ class QtTrainingPanel(LegacyProjectCalls, QWidget):
                 self._log(f"Cannot read the project's split: {e}")
             return None
 
+    def _current_split(self) -> ProjectSplit | None:
+        """The split as the store has it this moment (read afresh for a run); when it is not
+        the one the session holds, the session is told, so every view shows what is trained on."""
+        store = self.session.store
+        if store is None or store.conn is None:
+            return None
+        try:
+            split = project_split(store)
+        except (StoreError, sqlite3.Error) as e:
+            self._log(f"Cannot read the project's split: {e}")
+            return None
+        if split != self._split(quiet=True):
+            self.session.notify_split_changed()
+        return split
+
     def _close_record_store(self) -> None:
         store, self._record_store = self._record_store, None
         if store is not None:
@@ -338,8 +353,7 @@ class QtTrainingPanel(LegacyProjectCalls, QWidget):
     # ============================================================== training
     def _launch(self, cfg: TrainConfig, *, resume_model: str | None = None, epoch_offset: int = 0,
                 resumed_from: int | None = None, planned_total: int | None = None) -> TrainingRun | None:
-        split = self._split()  # what the project says now is what this run uses
-        self.form.show_split(split, True)
+        split = self._current_split()  # what the project says now is what this run uses
         # (a store that lists no images yet, never synced with its folder, has no split to give)
         split = split if split is not None and split.images else None
         test_dir = split.test_folder if split is not None else None
