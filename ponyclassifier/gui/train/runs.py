@@ -192,6 +192,8 @@ class QtRuns(QWidget):
         self._update_buttons()
         self.session.opened.connect(self._on_session_opened)
         self.session.runs_changed.connect(self.refresh)
+        if self.session.project is not None:  # joined a session whose project is open
+            self.refresh()
 
     # ------------------------------------------------------------------ public
     @property

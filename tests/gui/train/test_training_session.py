@@ -68,3 +68,23 @@ def test_the_main_windows_calls_drive_the_panels_own_session(qtbot, tmp_path):
         assert panel.shutdown()
     finally:
         store.close()
+
+
+def test_a_panel_made_for_an_open_session_shows_its_project(qtbot, tmp_path):
+    from ponyclassifier.core.session import ProjectSession
+    from ponyclassifier.gui.train.compat import open_in_session
+
+    root = make_shapes_dataset(tmp_path / "shapes", per_class=3, size=16, classes=("circle", "square"))
+    store = ProjectStore(root)
+    try:
+        run_id = record(store)
+        session = ProjectSession()
+        open_in_session(session, root, store)
+        panel = QtTrainingPanel(session)
+        qtbot.addWidget(panel)
+        assert panel.root == root and panel._record_store is not None  # noqa: SLF001
+        assert [r.id for r in panel.runs_view.runs] == [run_id] and panel.start_button.isEnabled()
+        assert panel.shutdown()
+        session.close()
+    finally:
+        store.close()
