@@ -8,6 +8,10 @@
 * :class:`RunRecord` is the run's row in the project store: started, one row per epoch,
   finished with the metrics the runs table, the CLI's ``runs`` and the evaluation view read.
   The app and the command line record through it, the same way.
+* :func:`fit_run` is the body of a training run on a thread of its own (the app's
+  training worker): ``Trainer.fit`` with the given callbacks, the final model saved, and
+  every way it can end (finished, stopped, failed) as a :class:`TrainingOutcome` of plain
+  values. Recording stays with the caller, on the thread that owns the store.
 
 Qt-free; the store is used from the thread that opened it (the GUI thread, or the CLI's).
 """
@@ -15,13 +19,14 @@ Qt-free; the store is used from the thread that opened it (the GUI thread, or th
 from __future__ import annotations
 
 import os
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from .store import STORE_DIR, ProjectStore, Run, StoreError, store_path
 
-__all__ = ["ProjectSplit", "RunRecord", "models_dir", "project_split", "run_metrics", "run_outcome", "run_row",
+__all__ = ["ProjectSplit", "RunRecord", "TrainingOutcome", "fit_run", "models_dir", "project_split", "run_metrics", "run_outcome", "run_row",
            "is_project", "device_text", "RUN_COLUMNS"]
 
 # what the store keeps of each evaluation report (validation and external test)
@@ -207,6 +212,102 @@ class RunRecord:
                                   metrics=metrics)
         except StoreError as e:
             self.error = str(e)
+
+
+@dataclass
+class TrainingOutcome:
+    """What a run ends with: plain values only (the network itself is handed over apart,
+    on the CPU)."""
+
+    status: str  # finished | stopped | failed
+    run_id: int | None = None
+    model_path: str | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    validation: dict[str, Any] | None = None  # metrics.Report.to_dict()
+    test: dict[str, Any] | None = None
+    predictions: list[dict[str, Any]] = field(default_factory=list)  # val images: path, true, predicted, confidence
+    classes: list[str] = field(default_factory=list)
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    first_epoch: int = 1
+    stop_reason: str | None = None
+    seconds: float = 0.0
+    device: str = ""
+    skipped: int = 0
+    error: str | None = None
+    details: str | None = None  # traceback of an unexpected failure
+    plan: dict[str, Any] | None = None  # the settings the run used, auto or set, with the reasons
+    test_before_refit: dict[str, Any] | None = None  # the external test report of the model before its refit
+    batch_size_used: int | None = None
+    refit_epochs: int = 0  # the final model was trained again on every image for this many epochs
+    metrics: dict[str, Any] | None = None  # what the project store keeps of the run (run_metrics)
+
+
+def fit_run(trainer: Any, data_dir: str, *, callbacks: Sequence[Any] = (), test_dir: str | None = None,
+            split: ProjectSplit | None = None, initial_model: Any = None, epoch_offset: int = 0,
+            model_path: str | os.PathLike | None = None, run_id: int | None = None,
+            threads: int | None = None, before: Callable[[], None] | None = None) -> tuple[TrainingOutcome, Any]:
+    """Train (``trainer.fit``) and return ``(outcome, model)``; never raises for a run that
+    cannot train (status "failed" with the error; ``details`` holds the traceback of an
+    unexpected one). ``model`` is the final model on the CPU, or None.
+
+    ``model_path``: the final best model is saved there (atomically, replacing what a
+    checkpoint wrote meanwhile) with ``run_id`` in its metrics. ``threads``: torch's
+    intra-op threads for the run (put back after). ``before`` is called first, on this
+    thread (the app waits there until the view that shows the run has been painted)."""
+    import torch  # noqa: PLC0415 (this module is read by the CLI's quick commands too)
+
+    from .engine import TrainingError, TrainingStopped  # noqa: PLC0415
+
+    first = epoch_offset + 1
+    try:
+        if before is not None:
+            before()
+        saved_threads = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            result = trainer.fit(data_dir, callbacks=list(callbacks), test_dir=test_dir,
+                                 initial_model=initial_model, initial_epoch=epoch_offset, split=split)
+        finally:
+            torch.set_num_threads(saved_threads)
+    except TrainingStopped:  # stopped before anything was trained: a stop, not a failure
+        return TrainingOutcome("stopped", run_id, first_epoch=first), None
+    except Exception as e:  # reported to the caller, never lost on a worker thread
+        expected = isinstance(e, (TrainingError, StoreError)) or type(e).__module__.startswith("ponyclassifier")
+        return TrainingOutcome("failed", run_id, error=str(e) or type(e).__name__,
+                               details=None if expected else traceback.format_exc()), None
+    status, error = run_outcome(result, trainer.diverged)  # diverged: failed, the best model before is kept
+    saved = None
+    if result.epochs_run > 0 and model_path is not None:
+        result.model.metrics["run_id"] = run_id
+        result.model.save(model_path)  # atomic; replaces the checkpoint with the final best model
+        saved = os.fspath(model_path)
+    # the validation images' predictions by the model trained without them (a refitted
+    # model has seen them): the engine's, not worked out again here
+    predictions = list(result.val_predictions) if result.epochs_run > 0 else []
+    result.model.network.to("cpu")  # what crosses to another thread lives on the CPU
+    metrics = dict(result.model.metrics)
+    outcome = TrainingOutcome(
+        status, run_id, saved, {k: [float(v) if isinstance(v, (int, float)) else v for v in vs]
+                                for k, vs in result.history.items()},
+        result.val_report.to_dict() if result.val_report else None,
+        result.test_report.to_dict() if result.test_report else None,
+        predictions, list(result.model.classes), result.best_epoch, result.epochs_run, first,
+        result.stop_reason, float(result.seconds), result.device, int(metrics.get("skipped_files", 0)),
+        error=error, plan=result.plan.to_dict() if result.plan else None, refit_epochs=result.refit_epochs,
+        test_before_refit=result.test_before_refit.to_dict() if result.test_before_refit else None,
+        batch_size_used=result.model.training.get("batch_size_used"),
+        metrics=run_metrics(result, first_epoch=first, error=error))
+    return outcome, result.model
+
+
+def outcome_metrics(outcome: TrainingOutcome) -> dict[str, Any]:
+    """What :meth:`RunRecord.finish` keeps of an outcome (a failed run too)."""
+    metrics = dict(outcome.metrics or {"epochs_run": outcome.epochs_run, "first_epoch": outcome.first_epoch})
+    if outcome.error:
+        metrics["error"] = outcome.error
+    return metrics
 
 
 # the columns of `ponyclassifier runs` (and the keys of its --json objects)

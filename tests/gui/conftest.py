@@ -41,20 +41,25 @@ def gui_env(qapp, tmp_path, monkeypatch):
 
 
 def make_panel(qtbot, root, store):
-    """(window, panel): a QtTrainingPanel in a shown 1300×850 main window, with the project
-    ``root`` and its ``store`` open. Keep the window referenced while the panel is used (qtbot
-    holds it only weakly); the caller shuts the panel down."""
+    """(window, panel): a QtTrainingPanel in a shown 1300×850 main window, viewing a
+    ``ProjectSession`` (``panel.session``) with the project ``root`` open and attached to its
+    ``store`` (the caller's: it closes it). Keep the window referenced while the panel is
+    used (qtbot holds it only weakly); the caller shuts the panel down."""
     from PySide6.QtWidgets import QMainWindow
 
+    from ponyclassifier.core.project import iter_project_files
+    from ponyclassifier.core.session import ProjectSession
+    from ponyclassifier.gui.train.compat import open_in_session
     from ponyclassifier.gui.train.panel import QtTrainingPanel
 
+    session = ProjectSession()
     win = QMainWindow()
-    panel = QtTrainingPanel()
+    panel = QtTrainingPanel(session)
     win.setCentralWidget(panel)
     win.resize(1300, 850)
     qtbot.addWidget(win)
     win.show()
-    panel.set_project(root, store)
+    open_in_session(session, root, store, rows=list(iter_project_files(root)))
     return win, panel
 
 

@@ -6,14 +6,20 @@ score flatters the model), seconds, device, model file. Selecting runs overlays 
 curves; the table exports to CSV; a run can be deleted, and its model exported (our
 model file, ONNX or TorchScript through :mod:`ponyclassifier.core.export`, off the GUI
 thread).
+
+The runs are the session's (:meth:`ProjectSession.runs`): the table follows
+``session.runs_changed`` and the project opened; a deleted run is written through
+``writer()`` (the Train place's own connection to the store) and announced with
+``session.notify_runs_changed()``.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal, Slot
@@ -36,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core import export as X
+from ...core.session import ProjectSession
 from ...core.store import ProjectStore, Run, StoreError
 from ..workers import run_job
 
@@ -95,9 +102,11 @@ class QtRuns(QWidget):
     export_failed = Signal(str)
     open_model_requested = Signal(str, str)  # model file, place ("Explain" or "Predict")
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, session: ProjectSession | None = None,
+                 writer: Callable[[], ProjectStore | None] | None = None, parent: QWidget | None = None):
         super().__init__(parent)
-        self.store: ProjectStore | None = None
+        self.session = session if session is not None else ProjectSession()
+        self.writer = writer or (lambda: self.session.store)
         self.runs: list[Run] = []
         self._jobs: list[Any] = []
 
@@ -129,7 +138,7 @@ class QtRuns(QWidget):
         self._curves: dict[int, list[dict[str, Any]]] = {}  # run id -> store.run_curves, until refresh
 
         self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.clicked.connect(self.refresh)
+        self.refresh_button.clicked.connect(lambda: self.session.notify_runs_changed())
         self.csv_button = QPushButton("Export CSV…")
         self.csv_button.clicked.connect(lambda: self.export_csv())
         self.delete_button = QPushButton("Delete run…")
@@ -181,15 +190,32 @@ class QtRuns(QWidget):
         layout.addWidget(split, 1)
         layout.addWidget(self.status)
         self._update_buttons()
+        self.session.opened.connect(self._on_session_opened)
+        self.session.runs_changed.connect(self.refresh)
+        if self.session.project is not None:  # joined a session whose project is open
+            self.refresh()
 
     # ------------------------------------------------------------------ public
-    def set_store(self, store: ProjectStore | None) -> None:
-        self.store = store
-        self.refresh()
+    @property
+    def store(self) -> ProjectStore | None:
+        """The project's store, read from (the session's)."""
+        return self.session.store
+
+    def detach(self) -> None:
+        """Stop following the session (the view is going away)."""
+        self.session.opened.disconnect(self._on_session_opened)
+        self.session.runs_changed.disconnect(self.refresh)
+
+    def _on_session_opened(self, root) -> None:
+        self.refresh()  # no project's runs until its store is attached
 
     def refresh(self) -> None:
         selected = set(self.selected_run_ids())
-        self.runs = self.store.runs() if self.store is not None and self.store.conn is not None else []
+        try:
+            self.runs = self.session.runs() if self.store is not None and self.store.conn is not None else []
+        except (StoreError, sqlite3.Error) as e:
+            self.runs = []
+            self._error(f"Cannot read the project's runs: {e}")
         self._curves.clear()
         # rebuilt and re-selected quietly: the overlay and buttons are updated once, below
         blocked = self.table.blockSignals(True)
@@ -263,7 +289,8 @@ class QtRuns(QWidget):
 
     def delete_run(self, run_id: int, *, confirm: bool = True) -> bool:
         run = self.run(run_id)
-        if run is None or self.store is None:
+        store = self.writer()
+        if run is None or store is None:
             return False
         if confirm:
             answer = QMessageBox.question(
@@ -272,8 +299,8 @@ class QtRuns(QWidget):
             if answer != QMessageBox.StandardButton.Yes:
                 return False
         try:
-            self.store.delete_run(run_id)
-        except StoreError as e:
+            store.delete_run(run_id)
+        except (StoreError, sqlite3.Error) as e:
             self._error(str(e))
             return False
         if run.model_path and Path(run.model_path).parent.name == "models":
@@ -281,7 +308,7 @@ class QtRuns(QWidget):
                 os.unlink(run.model_path)
             except OSError:
                 pass
-        self.refresh()
+        self.session.notify_runs_changed()  # the table (and every other view of the runs) follows
         self.run_deleted.emit(run_id)
         return True
 
@@ -342,7 +369,8 @@ class QtRuns(QWidget):
     def _update_buttons(self) -> None:
         rid = self._single_selected()
         one = rid is not None
-        self.delete_button.setEnabled(one and self.store is not None and not self.store.read_only)
+        writer = self.writer()
+        self.delete_button.setEnabled(one and writer is not None and not writer.read_only)
         run = self.run(rid) if one else None
         has_model = bool(run and run.model_path and os.path.exists(run.model_path))
         self.export_button.setEnabled(has_model)

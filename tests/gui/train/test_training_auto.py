@@ -8,6 +8,7 @@ import pytest
 
 from ponyclassifier.core.project import Project
 from ponyclassifier.core.store import ProjectStore
+from ponyclassifier.gui.train.compat import open_in_session
 from tests.conftest import make_shapes_dataset
 from tests.gui.conftest import make_panel
 
@@ -51,17 +52,17 @@ def test_auto_box_says_what_auto_chooses_and_follows_the_settings(qtbot, project
     cfg = panel.config()
     assert cfg.refit is False and cfg.mixed_precision is False
     # the validation share is the project's split (Dataset > Splits...), shown here as it is
-    panel.set_project(None, None)
+    open_in_session(panel.session, None, None)
     store.close()
     with Project(root) as p:
         p.sync()
         p.make_splits(0.1, 3)
-        panel.set_project(root, p.store)
+        open_in_session(panel.session, root, p.store)
         assert "6 of 60 pictures (10%), 10% of each class, seed 3" in panel.split_label.text()
         qtbot.waitUntil(lambda: "<b>Validation share</b>: 10% <i>(set: the project&#x27;s split: 10% of each "
                                 "class, seed 3)</i>" in panel.plan_label.text(), timeout=30000)
         assert panel.config().val_split is None  # the run takes the project's split, not a share of its own
-        panel.set_project(None, None)
+        open_in_session(panel.session, None, None)
     assert panel.shutdown()
 
 
@@ -78,8 +79,8 @@ def test_a_project_gets_a_suggested_recipe_until_one_is_chosen_and_then_keeps_it
     panel.recipe_combo.activated.emit(index)
     assert store.meta("train_recipe") == "scratch" and not panel.recipe_note.isVisible()
     # the project opened again: the choice stands, and no suggestion replaces it
-    panel.set_project(None, None)
-    panel.set_project(root, store)
+    open_in_session(panel.session, None, None)
+    open_in_session(panel.session, root, store)
     assert panel.recipe() == "scratch" and "last choice" in panel.recipe_note.text()
     qtbot.waitUntil(lambda: panel.summary is not None and "Epochs" in panel.plan_label.text(), timeout=30000)
     qtbot.wait(300)

@@ -18,6 +18,7 @@ from ponyclassifier.core.callbacks import Callback
 from ponyclassifier.core.engine import Trainer
 from ponyclassifier.core.store import ProjectStore
 from ponyclassifier.core.trained import TrainedModel
+from ponyclassifier.gui.train.compat import open_in_session
 from tests.conftest import make_shapes_dataset
 from tests.gui.conftest import make_panel
 from tests.gui.latency import StallMeter
@@ -208,7 +209,7 @@ def test_out_of_memory_message_appears_in_the_log(qtbot, panel, monkeypatch):
 
 def test_a_dataset_that_cannot_train_says_why(qtbot, tmp_path, panel):
     lonely = make_shapes_dataset(tmp_path / "lonely", per_class=5, classes=("circle",))
-    panel.set_project(lonely, None)
+    open_in_session(panel.session, lonely, None)
     with qtbot.waitSignal(panel.training_finished, timeout=30000) as blocker:
         panel.start_training()
     outcome = blocker.args[0]
@@ -242,10 +243,10 @@ def test_closing_the_project_while_the_summary_is_worked_out(qtbot, panel):
     from PySide6.QtCore import QThreadPool
 
     root = panel.root
-    panel.set_project(root, None)
+    open_in_session(panel.session, root, None)
     panel._summary_timer.stop()
     panel._compute_summary()  # the summary job for this project is now running on a worker
-    panel.set_project(None, None)  # ...and the project goes away before it finishes
+    open_in_session(panel.session, None, None)  # ...and the project goes away before it finishes
     qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=30000)
     qtbot.wait(50)  # let the finished signal be delivered; an exception in the slot fails the test
     assert panel.root is None
@@ -258,8 +259,8 @@ def test_augmentation_set_in_the_dataset_place_reaches_training(qtbot, panel):
     from PySide6.QtCore import QSettings
 
     from ponyclassifier.core.augment import AugmentConfig
-    from ponyclassifier.gui.main_window import load_augment_config, save_augment_config
     from ponyclassifier.gui.dataset.augment_preview import STRENGTHS, QtAugmentPreview
+    from ponyclassifier.gui.main_window import load_augment_config, save_augment_config
 
     preview = QtAugmentPreview(count=1, image_size=32)
     qtbot.addWidget(preview)
