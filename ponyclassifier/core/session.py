@@ -216,7 +216,7 @@ class ProjectSession:
         return s.test_folder if s is not None else None
 
     def runs(self) -> list:
-        """The project's recorded runs, newest first (as the store lists them)."""
+        """The project's recorded runs, oldest first (as the store lists them)."""
         if self.project is None:
             return []
         if self._runs is None:

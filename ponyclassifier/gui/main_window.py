@@ -96,16 +96,14 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.browser)
         from .train.panel import QtTrainingPanel
 
-        self.training = QtTrainingPanel()
+        self.training = QtTrainingPanel(self.session)
         self.training.set_augment_config(load_augment_config())
         self.browser.augment_config_changed.connect(self.training.set_augment_config)
         self.training.relabel_requested.connect(self._on_training_relabel_requested)
-        self._training_store = None  # the training panel's own connection to the project store
         self.stack.addWidget(self.training)
         self.training.open_model_requested.connect(self.open_model_in)
         self.training.model_saved.connect(self._on_training_model_saved)
-        # one split: the Dataset place changes it, the Train place shows it and trains on it
-        self.browser.splits_changed.connect(self.training.splits_changed)
+        # one split (in the session): the Dataset place changes it, the Train place shows it and trains on it
         self.training.splits_requested.connect(self.browser.open_splits)
         from .explain.page import ExplainPage
         from .predict.live_host import LiveHost
@@ -357,7 +355,6 @@ class MainWindow(QMainWindow):
         self.path_label.setText(path)
         self.path_label.setToolTip(path)
         self.count_label.setText("Listing…")
-        self._attach_training(None, None)
         # Every place forgets the last project and the browser lists this one (the one walk
         # of the folder); the store opens once the listing is complete (_on_rows_changed).
         self._store_job = None
@@ -392,23 +389,9 @@ class MainWindow(QMainWindow):
         if not self.session.attach(project, result["rows"], result.get("counts")):
             return  # opened for a root that is no longer the session's (closed by the session)
         self.browser.view.setFocus()
-        self._attach_training(path, project)
         if not self._model_chosen:  # the newest model, or ImageNet; never over the user's own choice
             self._set_wanted_models(self._latest_model(self.session.runs()))
         self.project_ready.emit(path)
-
-    def _attach_training(self, path: str | None, project) -> None:
-        """The Train place follows the open project, recording runs through its own
-        connection to the project's store (the browser's is used from worker threads)."""
-        self.training.set_project(None, None)
-        if self._training_store is not None:
-            self._training_store.close()
-            self._training_store = None
-        if path is None:
-            return
-        if project is not None:
-            self._training_store = project.store.sibling()
-        self.training.set_project(path, self._training_store)
 
     @Slot(str, str)
     def _on_training_relabel_requested(self, path: str, new_class: str) -> None:
@@ -540,7 +523,6 @@ class MainWindow(QMainWindow):
     def _on_browser_counts_changed(self, n: int, c: int) -> None:
         if self.browser.listing:
             return
-        self.training.dataset_changed()  # the Auto settings follow the data
         images = f"{n:,} image{'s' if n != 1 else ''}"
         self.count_label.setText(f"{images}, not sorted into classes yet" if n and not c else
                                  f"{images} in {c} class{'es' if c != 1 else ''}")
@@ -632,6 +614,5 @@ class MainWindow(QMainWindow):
         self.explain.shutdown()
         self.live_host.shutdown()
         self.predict.shutdown()
-        self._attach_training(None, None)
         self.browser.shutdown()
         super().closeEvent(event)

@@ -49,7 +49,7 @@ def make_panel(qtbot, root, store):
 
     from ponyclassifier.core.project import iter_project_files
     from ponyclassifier.core.session import ProjectSession
-    from ponyclassifier.gui.train.compat import open_in_session
+    from ponyclassifier.gui.train.open_session import open_in_session
     from ponyclassifier.gui.train.panel import QtTrainingPanel
 
     session = ProjectSession()

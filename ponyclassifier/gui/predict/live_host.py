@@ -12,8 +12,6 @@ a camera tab nobody opens.
 
 from __future__ import annotations
 
-import copy
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
@@ -36,8 +34,6 @@ class LiveHost(QWidget):
         self.models = models if models is not None else ModelSession()
         self.widget = None
         self.error: str | None = None
-        self._given: tuple | None = None  # (project, busy) from set_project, for a window without the session
-        self._given_model: tuple = (None, "")  # (model, description) from set_model, likewise
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self._note = QLabel("Starting the camera view…")
@@ -61,22 +57,15 @@ class LiveHost(QWidget):
             self.widget = LivePredictWidget()
             self._note.hide()
             self.layout().addWidget(self.widget)
-            if self._given is not None:
-                self.widget.set_project(*self._given)
-            else:
-                self._give_project(self.session.project)
+            self._give_project(self.session.project)
             if self.models.model(PLACE) is not None:
                 self._give_model()
-            elif self._given_model[0] is not None:
-                self.widget.set_model(copy.deepcopy(self._given_model[0]), self._given_model[1])
             self.created.emit(self.widget)
         return self.widget
 
     @property
     def _model(self) -> tuple:
         """(model, description) as Predict has it; the camera view has its own copy."""
-        if self._given_model[0] is not None:
-            return self._given_model
         st = self.models.state(PLACE)
         return st.model, st.description
 
@@ -102,13 +91,11 @@ class LiveHost(QWidget):
             self.widget.set_project(project, busy=self._busy if project is not None else None)
 
     def _on_session_opened(self, root) -> None:
-        self._given = None
         if self.widget is not None:
             self.widget.forget_frame()  # nothing of the last project stays on screen
             self._give_project(None)
 
     def _on_session_attached(self, project) -> None:
-        self._given = None
         self._give_project(project)
 
     def _on_session_closing(self, project) -> None:
@@ -124,21 +111,3 @@ class LiveHost(QWidget):
     def _give_model(self) -> None:
         st = self.models.state(PLACE)
         self.widget.set_model(self.models.replica(PLACE, LANE), st.description)
-
-    # ------------------------------------------------------------------ without the sessions
-    def set_project(self, project, busy=None) -> None:
-        """For a main window without the session: the project frames are saved into."""
-        self._given = (project, busy)
-        if self.widget is not None:
-            self.widget.set_project(project, busy)
-
-    def forget_frame(self) -> None:
-        """For a main window without the session: another project, nothing of the last one shows."""
-        if self.widget is not None:
-            self.widget.forget_frame()
-
-    def set_model(self, model, description: str = "") -> None:
-        """For a main window without the ModelSession: the camera view gets a copy of ``model``."""
-        self._given_model = (model, description)
-        if self.widget is not None:
-            self.widget.set_model(copy.deepcopy(model) if model is not None else None, description)

@@ -151,7 +151,6 @@ class PredictPage(QWidget):
         self.cards: dict[int, ResultCard] = {}
         self.chunk_size = CHUNK
         self.max_cards = MAX_CARDS
-        self._given_project = None  # set_project's, until the main window gives the session
         self.live_widget: QWidget | None = None
         self._threshold = 0.5
         self._inputs: list[str | _Pasted] = []
@@ -190,7 +189,7 @@ class PredictPage(QWidget):
     @property
     def project(self):
         """The open core ``Project`` (the session's), if any."""
-        return self.session.project if self.session.project is not None else self._given_project
+        return self.session.project
 
     @property
     def threshold(self) -> float:
@@ -268,21 +267,11 @@ class PredictPage(QWidget):
         self._update_summary()
 
     def set_live_widget(self, widget: QWidget) -> None:
-        """Put the live camera view in the "Live camera" tab and show the tab. A widget with a
-        ``set_project`` method is given a project passed to :meth:`set_project`."""
+        """Put the live camera view in the "Live camera" tab and show the tab (the live host
+        follows the sessions itself)."""
         self.live_widget = widget
         self.live_area.layout().addWidget(widget)
         self.tabs.setTabVisible(self.live_tab_index, True)
-        if self._given_project is not None and hasattr(widget, "set_project"):
-            widget.set_project(self._given_project)
-
-    def set_project(self, project) -> None:
-        """For a main window without the session: the open core ``Project`` (or None). Its
-        folder is where Add pictures… / Add folder… start until the user picks another, and a
-        live widget with ``set_project`` is given it (it saves frames into it)."""
-        self._given_project = project
-        if self.live_widget is not None and hasattr(self.live_widget, "set_project"):
-            self.live_widget.set_project(project)
 
     def show_card(self, index: int) -> ResultCard | None:
         """Show a result's card (made on demand for results past the first cards) and select it."""
@@ -327,7 +316,6 @@ class PredictPage(QWidget):
 
     # ================================================================ the sessions
     def _on_session_opened(self, root) -> None:
-        self._given_project = None
         self.clear()
 
     def _on_models_wanted(self, place: str, path: str | None) -> None:

@@ -36,7 +36,6 @@ from ...core.store import ProjectStore, StoreError
 from ...core.summary import ModelSummary
 from ..widgets.format import RECIPE_LABELS
 from ..workers import DedicatedWorker, Job, Lane
-from .compat import LegacyProjectCalls
 from .evaluation import QtEvaluation
 from .live import QtLiveTraining
 from .recorded import evaluate_recorded, recorded_evaluation
@@ -51,7 +50,7 @@ RECIPE_META_KEY = "train_recipe"  # the project store remembers the recipe last 
 LIVE_FIELDS = ("progress", "status_label", "log", "curves", "best_line", "loss_plot", "acc_plot", "batch_plot")
 
 
-class QtTrainingPanel(LegacyProjectCalls, QWidget):
+class QtTrainingPanel(QWidget):
     training_started = Signal(int)  # run id in the store (-1: not recorded)
     splits_requested = Signal()  # the user wants to see or change the project's split and test folder
     training_finished = Signal(object)  # TrainingOutcome

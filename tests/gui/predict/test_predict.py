@@ -427,25 +427,19 @@ def test_live_area_is_hidden_until_the_main_window_fills_it(page, tmp_path):
 
     assert page.tabs.tabText(page.live_tab_index) == "Live camera"
     assert not page.tabs.isTabVisible(page.live_tab_index)
-
-    class Live(QLabel):
-        project = "unset"
-
-        def set_project(self, project):
-            self.project = project
-
-    project = Project(make_shapes_dataset(tmp_path / "proj", per_class=1))
-    try:
-        page.set_project(project)
-        assert page._last_dir() == str(project.root)  # the file dialogs start in the project
-        live = Live("camera")
-        page.set_live_widget(live)
-        assert page.tabs.isTabVisible(page.live_tab_index) and live.parent() is page.live_area
-        assert live.project is project  # the live widget saves frames into the open project
-        page.set_project(None)
-        assert live.project is None and page._last_dir() == ""
-    finally:
-        project.close()
+    root = make_shapes_dataset(tmp_path / "proj", per_class=1)
+    page.session.open(root)
+    project = Project(root)
+    page.session.attach(project)
+    assert page.project is project
+    assert page._last_dir() == str(project.root)  # the file dialogs start in the project
+    live = QLabel("camera")
+    page.set_live_widget(live)
+    assert page.tabs.isTabVisible(page.live_tab_index) and live.parent() is page.live_area
+    page.session.close()  # the live host saves frames into the session's project (test_live_host_follows_the_sessions)
+    assert page.project is None and page._last_dir() == ""
+    with pytest.raises(Exception):
+        project.store.meta("x")  # the session closed it
 
 
 def test_a_picture_is_decoded_once_for_its_prediction_card_and_grad_cam(qtbot, page, tmp_path, monkeypatch,

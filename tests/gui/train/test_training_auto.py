@@ -8,7 +8,7 @@ import pytest
 
 from ponyclassifier.core.project import Project
 from ponyclassifier.core.store import ProjectStore
-from ponyclassifier.gui.train.compat import open_in_session
+from ponyclassifier.gui.train.open_session import open_in_session
 from tests.conftest import make_shapes_dataset
 from tests.gui.conftest import make_panel
 

@@ -18,7 +18,7 @@ from ponyclassifier.core.callbacks import Callback
 from ponyclassifier.core.engine import Trainer
 from ponyclassifier.core.store import ProjectStore
 from ponyclassifier.core.trained import TrainedModel
-from ponyclassifier.gui.train.compat import open_in_session
+from ponyclassifier.gui.train.open_session import open_in_session
 from tests.conftest import make_shapes_dataset
 from tests.gui.conftest import make_panel
 from tests.gui.latency import StallMeter

@@ -49,30 +49,9 @@ def test_the_panel_follows_the_session(qtbot, tmp_path):
         store.close()
 
 
-def test_the_main_windows_calls_drive_the_panels_own_session(qtbot, tmp_path):
-    root = make_shapes_dataset(tmp_path / "shapes", per_class=3, size=16, classes=("circle", "square"))
-    store = ProjectStore(root)
-    try:
-        panel = QtTrainingPanel()
-        qtbot.addWidget(panel)
-        panel.set_project(root, store)
-        assert panel.session.root == str(root) and panel.session.store is store
-        assert panel.session.classes == ["circle", "square"] and panel._record_store is not None  # noqa: SLF001
-        (root / "triangle").mkdir()
-        counts = []
-        panel.session.counts_changed.connect(lambda n, c: counts.append(c))
-        panel.dataset_changed()
-        assert counts == [3]
-        panel.set_project(None, None)
-        assert panel.session.root is None and panel._record_store is None  # noqa: SLF001
-        assert panel.shutdown()
-    finally:
-        store.close()
-
-
 def test_a_panel_made_for_an_open_session_shows_its_project(qtbot, tmp_path):
     from ponyclassifier.core.session import ProjectSession
-    from ponyclassifier.gui.train.compat import open_in_session
+    from ponyclassifier.gui.train.open_session import open_in_session
 
     root = make_shapes_dataset(tmp_path / "shapes", per_class=3, size=16, classes=("circle", "square"))
     store = ProjectStore(root)
