@@ -44,3 +44,27 @@ def iter_class_files(folder: str | os.PathLike) -> Iterator[Path]:
 
 def class_files(folder: str | os.PathLike) -> list[Path]:
     return list(iter_class_files(folder))
+
+
+MIN_IMAGES_WARNING = 10  # fewer images than this in a class earns a warning
+IMBALANCE_WARNING = 3.0  # largest class / a class above this earns a warning
+
+
+def class_warnings(counts: dict[str, int]) -> dict[str, str]:
+    """Per class, why it may train badly (too few images, strong imbalance), in words for
+    the class list's tooltip; classes with nothing to say are left out."""
+    out: dict[str, str] = {}
+    if not counts:
+        return out
+    largest = max(counts.values())
+    big = max(counts, key=counts.get)
+    for c, n in counts.items():
+        why = []
+        if n < MIN_IMAGES_WARNING:
+            why.append(f"only {n} image{'s' if n != 1 else ''}; aim for at least {MIN_IMAGES_WARNING} per class")
+        if (n == 0 or largest / max(n, 1) > IMBALANCE_WARNING) and n and c != big:
+            why.append(f"{largest / n:.1f}× fewer images than {big!r} ({largest}); unbalanced "
+                       "classes bias the model towards the big ones")
+        if why:
+            out[c] = "; ".join(why)
+    return out

@@ -136,3 +136,14 @@ def test_metrics_match_scikit_learn():
     worst = r.top_losses[0]
     i = int(worst["path"].split(".")[0])
     assert pred[i] != y[i] and worst["loss"] == pytest.approx(-np.log(probs[i, y[i]]))
+
+
+def test_class_warnings_name_small_and_outnumbered_classes_once_in_core():
+    from ponyclassifier.core.folders import class_warnings
+
+    w = class_warnings({"big": 40, "ok": 20, "small": 4, "empty": 0})
+    assert set(w) == {"small", "empty"}
+    assert "only 4 images; aim for at least 10 per class" in w["small"]
+    assert "10.0× fewer images than 'big' (40)" in w["small"]
+    assert w["empty"].startswith("only 0 images")
+    assert class_warnings({}) == {} and class_warnings({"a": 12, "b": 12}) == {}

@@ -9,7 +9,8 @@ from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
 from PySide6.QtGui import QIcon, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QMenu, QStyle, QTreeWidgetItem
 
-from .model import COL_COUNT, COL_KEY, COL_NAME, IMBALANCE_WARNING, MIN_IMAGES_WARNING, NameRole, PathRole
+from ...core.folders import class_warnings  # torch-free
+from .model import COL_COUNT, COL_KEY, COL_NAME, NameRole, PathRole
 from .views import _camera_icon
 
 
@@ -66,23 +67,8 @@ class ClassList:
         self._update_class_counts()
 
     def class_problems(self) -> dict[str, str]:
-        """Per class, why it may train badly (too few images, strong imbalance)."""
-        out: dict[str, str] = {}
-        if not self.counts:
-            return out
-        largest = max(self.counts.values())
-        big = max(self.counts, key=self.counts.get)
-        for c, n in self.counts.items():
-            why = []
-            if n < MIN_IMAGES_WARNING:
-                why.append(f"only {n} image{'s' if n != 1 else ''}; aim for at least {MIN_IMAGES_WARNING} per class")
-            if n == 0 or largest / max(n, 1) > IMBALANCE_WARNING:
-                if n and c != big:
-                    why.append(f"{largest / n:.1f}× fewer images than {big!r} ({largest}); unbalanced "
-                               "classes bias the model towards the big ones")
-            if why:
-                out[c] = "; ".join(why)
-        return out
+        """Per class, why it may train badly (the core's rule: too few images, strong imbalance)."""
+        return class_warnings(self.counts)
 
     def _refresh_counts(self) -> None:
         self.split_counts = self.model.class_counts()

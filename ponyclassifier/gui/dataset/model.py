@@ -20,8 +20,6 @@ from ..projects import count_entries, entries_from_rows
 from ..widgets.mime import MIME_PATHS, paths_to_mime
 
 THUMB_SIZE = 128
-MIN_IMAGES_WARNING = 10  # fewer images than this in a class earns a warning
-IMBALANCE_WARNING = 3.0  # largest class / a class above this earns a warning
 PIXMAP_CACHE_ITEMS = 3000  # ~3000 * 128*128*4 bytes, about 200 MB at most
 SPLITS = ("train", "val", "test")
 STATUS_FILTERS = ("bad", "unlabelled")
