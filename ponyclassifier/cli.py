@@ -421,7 +421,7 @@ def _train_with(a: argparse.Namespace, world, project, split) -> int:
         def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
             record.add_epoch(epoch, logs)
 
-    callbacks = [_make_progress_callback(sys.stderr, a.json), ModelCheckpoint(out, monitor="val_accuracy"),
+    callbacks = [_make_progress_callback(sys.stderr, a.json), ModelCheckpoint(out, monitor=None),
                  _Epochs()] if main else []
     if a.early_stopping:
         callbacks.append(EarlyStopping("val_loss", patience=a.early_stopping))
