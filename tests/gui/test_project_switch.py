@@ -118,6 +118,8 @@ def test_a_flat_folder_of_photos_shows_its_pictures_and_invites_sorting(qtbot, t
     assert br.sort_hint.isVisible() and "15 pictures, not sorted into classes yet" in br.sort_hint.text()
     assert "New Class" in br.sort_hint.text() and "1–9" in br.sort_hint.text()
     assert "not sorted into classes yet" in w.count_label.text()
+    # the Train place says what its Auto settings need instead of looking at nothing for ever
+    assert "two or more classes" in w.training.form.plan_label.text()
     # make a class and sort two pictures into it with its number key
     with qtbot.waitSignal(br.action_finished, timeout=20000):
         assert br.create_class("beach")

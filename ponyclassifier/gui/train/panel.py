@@ -504,6 +504,10 @@ class QtTrainingPanel(QWidget):
         """Show what Auto will choose for this project, with the reasons."""
         root = self.session.root
         facts = self._facts.get(os.fspath(root)) if root is not None else None
+        if root is not None and facts is None and self.session.rows and len(self.session.classes) < 2:
+            # listed, with nothing for Auto to look at (a flat folder of photos): say what it needs
+            self.form.show_plan_needs_classes()
+            return
         self.form.show_plan(root is not None, facts, self._split(quiet=True) if facts is not None else None)
 
     # ============================================================ evaluation

@@ -352,7 +352,7 @@ class QtTrainingSettings(QWidget):
             self.plan_label.setText("Looking at the pictures…")
             return
         if facts.classes < 2 or facts.images == 0:
-            self.plan_label.setText("Auto chooses once the project has two or more classes with pictures.")
+            self.show_plan_needs_classes()
             return
         facts = replace(facts, image_size=self.image_size_for(facts))
         try:
@@ -369,6 +369,9 @@ class QtTrainingSettings(QWidget):
             state = "auto" if d.auto else "set"
             rows.append(f"<b>{escape(d.name.capitalize())}</b>: {value} <i>({state}: {escape(d.reason)})</i>")
         self.plan_label.setText("<br>".join(rows))
+
+    def show_plan_needs_classes(self) -> None:
+        self.plan_label.setText("Auto chooses once the project has two or more classes with pictures.")
 
     def set_busy(self, busy: bool, can_start: bool, can_resume: bool) -> None:
         self.start_button.setEnabled(not busy and can_start)
