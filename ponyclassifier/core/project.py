@@ -154,20 +154,30 @@ class Project:
         rel = self.rel(path)
         return rel.split("/", 1)[0] if "/" in rel else UNLABELLED
 
-    def sync(self, listing: Iterable[tuple[str, str]] | None = None) -> None:
+    def sync(self, listing: Iterable[tuple[str, str]] | None = None,
+             listed_root: str | os.PathLike | None = None) -> None:
         """Bring the store in line with the folder (files added or removed by other tools).
         Images lying in the project root are recorded as unlabelled (class "").
 
         ``listing``: the folder as :func:`iter_project_files` just gave it (absolute path,
-        class), when the caller walked it already (the app lists a project once on open);
-        entries outside this project are ignored. Without it the folder is walked here."""
+        class) when the caller walked it already (the app lists a project once on open), made
+        under ``listed_root`` (the path the caller opened, which may reach the project through
+        a symbolic link; default: the project's own root). Entries outside it are ignored; a
+        listing none of whose entries lies under it is not trusted and the folder is walked
+        here, as it is without a listing."""
         on_disk: dict[str, str] = {}
+        if listing is not None:
+            listing = list(listing)
+            base = os.path.join(os.path.abspath(os.fspath(listed_root or self.root)), "")
+            if listing and not any(path.startswith(base) for path, _ in listing):
+                listing = None  # made for another path: never let it empty the store
+        if listing is None:
+            base = os.path.join(os.path.abspath(self.root), "")
         # iter_project_files joins every path onto abspath(root): slicing that off is the
         # relative path (a Path per file was most of a sync's time at 20,000 images)
-        base = os.path.join(os.path.abspath(self.root), "")
         cut, posix = len(base), os.sep == "/"
         for path, c in (iter_project_files(self.root) if listing is None else listing):
-            if listing is not None and not path.startswith(base):
+            if not path.startswith(base):
                 continue
             on_disk[path[cut:] if posix else path[cut:].replace(os.sep, "/")] = c
         known = self.store.image_classes()

@@ -82,11 +82,14 @@ class ProjectSession:
         self.project = None  # core.project.Project once attached
         self.rows: list[Row] = []
         self.classes: list[str] = []
-        self.entries: dict[str, list] = {}  # the store's view once attached: path -> [class, split, status, reason]
+        # the store's images as read on the worker that opened it (path -> [class, split, status,
+        # reason]) and their per-class counts: there for the listeners of ``attached`` only
+        self.entries: dict[str, list] = {}
         self.class_counts: dict | None = None
         self.busy_reason: Callable[[], str | None] = lambda: None
         self._split = None
         self._runs: list | None = None
+        self._reader = None  # the session's own store connection while a project is attached
         self.opened = Event("opened")  # root or None: a new project is being opened (or none is open)
         self.attached = Event("attached")  # Project: its store is open
         self.rows_changed = Event("rows_changed")  # the listing or the classes changed
@@ -122,11 +125,17 @@ class ProjectSession:
             project.close()  # opened for a project no longer current
             return False
         self.project = project
+        self._open_reader()
         self.entries = entries if entries is not None else {}
         self.class_counts = class_counts
         self._split = None
         self._runs = None
-        self.attached.emit(project)
+        try:
+            self.attached.emit(project)
+        finally:
+            # handed over, not kept: after this the store (split(), runs()) and the grid built
+            # from them are the truth, and a stale copy here would only mislead
+            self.entries, self.class_counts = {}, None
         self.split_changed.emit()
         self.runs_changed.emit()
         return True
@@ -144,6 +153,7 @@ class ProjectSession:
     def _release(self, keep_rows: bool = False) -> None:
         had = self.root is not None
         project, self.project = self.project, None
+        self._close_reader()
         if project is not None:
             self._holds.setdefault(id(project), 0)
             try:
@@ -188,7 +198,30 @@ class ProjectSession:
 
     @property
     def store(self):
+        """The project's store connection (the one its labelling work uses on workers)."""
         return self.project.store if self.project is not None else None
+
+    @property
+    def reader(self):
+        """The session's own connection to the store, for reads on the session's thread
+        (the split, the runs): the store's main connection is used by workers' transactions,
+        whose half-done changes a read through it would see."""
+        return self._reader if self._reader is not None else self.store
+
+    def _open_reader(self) -> None:
+        self._close_reader()
+        store = self.project.store if self.project is not None else None
+        sibling = getattr(store, "sibling", None)
+        if sibling is not None and getattr(store, "conn", None) is not None:
+            try:
+                self._reader = sibling()
+            except Exception:  # noqa: BLE001 (no second connection: read through the main one)
+                self._reader = None
+
+    def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
     @property
     def read_only(self) -> bool:
@@ -207,7 +240,7 @@ class ProjectSession:
         if self._split is None:
             from .runs import project_split  # noqa: PLC0415
 
-            self._split = project_split(self.project.store)
+            self._split = project_split(self.reader)
         return self._split
 
     @property
@@ -220,7 +253,7 @@ class ProjectSession:
         if self.project is None:
             return []
         if self._runs is None:
-            self._runs = list(self.project.store.runs())
+            self._runs = list(self.reader.runs())
         return self._runs
 
     # ------------------------------------------------------------------ changing
@@ -273,6 +306,7 @@ class ModelState:
     model: Any = None
     description: str = ""
     replicas: dict[str, Any] = field(default_factory=dict)
+    loaded_path: Any = _KEEP  # the file ``model`` came from (None: ImageNet), once one is loaded
 
 
 class ModelSession:
@@ -293,8 +327,11 @@ class ModelSession:
         return self.places.setdefault(place, ModelState())
 
     def want(self, place: str, path: str | None) -> None:
+        """``place`` should show the model file ``path`` (None: the ImageNet network). Said
+        again for the model it shows already, nothing happens; for one whose load failed
+        (or has not happened yet), it is asked for again."""
         st = self.state(place)
-        if st.path == path and (path is not None or st.model is not None):
+        if st.path == path and st.model is not None and st.loaded_path == path:
             return
         st.path = path
         self.wanted.emit(place, path)
@@ -306,6 +343,7 @@ class ModelSession:
         st.model, st.description, st.replicas = model, description, {}
         if path is not _KEEP:
             st.path = path
+        st.loaded_path = st.path if model is not None else _KEEP
         self.loaded.emit(place)
 
     def model(self, place: str):

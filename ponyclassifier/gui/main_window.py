@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
         self._demo_job: workers.Job | None = None
         self._demo_dialog: QProgressDialog | None = None
         self._store_job: workers.Job | None = None  # the store of the project being opened
+        self._store_jobs: set = set()  # store jobs not yet back (a superseded one closes what it opened)
+        self._store_next = None  # the store job to start once those are back (one project lock at a time)
         self._store_wanted_for: str | None = None  # its root, until the listing is complete
         self._model_chosen = False  # the user chose a model for this project before its store opened
         self._closing = False
@@ -280,7 +282,10 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_training_model_saved(self, path: str) -> None:
-        self._set_wanted_models(path)  # the newest model is what Explain and Predict show next
+        """The newest model is what Explain and Predict show next; not while another project
+        is being opened (the last project's run, stopped for the switch, saves its model then)."""
+        if self._store_wanted_for is None and self._store_job is None:
+            self._set_wanted_models(path)
 
     def _latest_model(self, runs) -> str | None:
         """The newest run's model that is still on disk, or None (the ImageNet network)."""
@@ -339,10 +344,12 @@ class MainWindow(QMainWindow):
     def open_project(self, path: str | os.PathLike) -> bool:
         path = os.path.abspath(os.fspath(path))
         if not os.path.isdir(path):
+            self._stop_confirmed = False  # a "stop the training" said for this opening is not carried over
             QMessageBox.warning(self, "Open project", f"{path}\n\nis not a folder (it may have been moved "
                                 "or deleted).")
             return False
         if self.browser.busy:
+            self._stop_confirmed = False
             self.statusBar().showMessage("Wait for the current change to finish (or cancel the import) before "
                                          "opening another project.", 8000)
             return False
@@ -358,6 +365,7 @@ class MainWindow(QMainWindow):
         # Every place forgets the last project and the browser lists this one (the one walk
         # of the folder); the store opens once the listing is complete (_on_rows_changed).
         self._store_job = None
+        self._store_next = None  # a store waiting for an earlier one is not wanted any more
         self._store_wanted_for = path
         self._model_chosen = False
         self.session.open(path)
@@ -373,15 +381,32 @@ class MainWindow(QMainWindow):
             return  # a labelling change or a reload of a project already open
         self._store_wanted_for = None
         listing = [(r.path, r.cls) for r in self.session.rows]
-        job = self._store_job = workers.run_job(
-            lambda state: projects.open_project_job(path, listing),
-            on_finished=lambda result: self._on_store_opened(job, path, result),
-            on_failed=lambda message, tb: self._on_store_failed(job, path, message))
+
+        def start() -> None:
+            job = self._store_job = workers.run_job(
+                lambda state: projects.open_project_job(path, listing),
+                on_finished=lambda result: self._on_store_opened(job, path, result),
+                on_failed=lambda message, tb: self._on_store_failed(job, path, message))
+            self._store_jobs.add(job)
+
+        # A store still opening for a project left meanwhile holds that project's lock until
+        # its result is back and closed: wait for it (A, then B, then A again would otherwise
+        # find A locked and open it read-only).
+        self._store_next = start
+        if not self._store_jobs:
+            self._start_next_store_job()
+
+    def _start_next_store_job(self) -> None:
+        start, self._store_next = self._store_next, None
+        if start is not None and not self._closing:
+            start()
 
     def _on_store_opened(self, job, path: str, result: dict) -> None:
         project = result["project"]
+        self._store_jobs.discard(job)
         if job is not self._store_job or self._closing:
             project.close()  # another project was opened meanwhile, or the window closed
+            self._start_next_store_job()
             return
         self._store_job = None
         if result.get("relisted") is not None and path == self.session.root:
@@ -398,7 +423,9 @@ class MainWindow(QMainWindow):
         self.browser.relabel_paths([path], new_class)
 
     def _on_store_failed(self, job, path: str, message: str) -> None:
+        self._store_jobs.discard(job)
         if job is not self._store_job or self._closing:
+            self._start_next_store_job()
             return
         self._store_job = None
         self.project = None
@@ -612,6 +639,9 @@ class MainWindow(QMainWindow):
         self._end_demo()
         self.training.shutdown()
         self.explain.shutdown()
+        # Let the project go while every place still listens: work still writing to it (an
+        # import, a camera picture being saved) keeps it open until that work has ended.
+        self.session.release()
         self.live_host.shutdown()
         self.predict.shutdown()
         self.browser.shutdown()

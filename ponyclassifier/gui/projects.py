@@ -199,7 +199,7 @@ def open_project_job(root: str, listing=None) -> dict:
 
             listing = relisted = list(iter_project_files(root))
         if not project.read_only:
-            project.sync(listing)
+            project.sync(listing, listed_root=root)  # root as opened (maybe through a link)
             project.make_missing_splits()
         entries, counts = read_back(project, root)
         return {"project": project, "rows": entries, "counts": counts,

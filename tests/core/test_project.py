@@ -63,6 +63,28 @@ def test_sync_from_a_listing_made_by_the_caller_walks_nothing_and_agrees(tmp_pat
         assert len(walks) == 1 and consistent(p)
 
 
+def test_a_listing_made_through_a_symlink_keeps_every_row(tmp_path):
+    """The app lists the folder as the user opened it; a project reached through a symbolic
+    link (or any other spelling of its path) must not lose its rows to a path mismatch."""
+    from ponyclassifier.core.project import iter_project_files
+
+    real = make_shapes_dataset(tmp_path / "real", per_class=3)
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    with Project(real) as p:
+        p.sync()
+        p.make_splits(0.34, 1)
+        before = {r["relpath"]: (r["class"], r["split"]) for r in p.store.images()}
+    listing = list(iter_project_files(link))
+    assert listing and all(path.startswith(str(link)) for path, _ in listing)
+    with Project(link) as p:
+        p.sync(listing, listed_root=link)
+        assert {r["relpath"]: (r["class"], r["split"]) for r in p.store.images()} == before
+    with Project(link) as p:  # a caller that does not say where it listed: walked, never emptied
+        p.sync(listing)
+        assert len(p.store.images()) == len(before)
+
+
 def test_relabel_moves_file_and_row_and_never_overwrites(project):
     root = project.root
     src = root / "circle" / "circle_000.png"

@@ -49,9 +49,24 @@ def test_the_split_the_session_gives_is_the_one_made_in_the_store(tmp_path):
     assert s.test_folder == str(test)
     assert heard[:4] == ["opened", "counts_changed", "attached", "split_changed"]
     assert heard.count("split_changed") == 3
+    reader = s.reader
+    assert reader is not project.store and reader.conn is not None  # its own connection for reads
     s.close()
     assert heard[-1] == "opened" and "closed" in heard
     assert s.project is None and s.split() is None and s.rows == []
+    assert reader.conn is None
+
+
+def test_the_stores_entries_are_handed_to_the_attached_listeners_and_not_kept(tmp_path):
+    root = make_shapes_dataset(tmp_path / "p", per_class=2, size=16)
+    s, seen = ProjectSession(), []
+    s.attached.connect(lambda project: seen.append(dict(s.entries)))
+    s.open(root)
+    project = Project(root)
+    s.attach(project, {"x": ["circle", "train", "ok", None]}, {"circle": {"total": 1}})
+    assert seen == [{"x": ["circle", "train", "ok", None]}]
+    assert s.entries == {} and s.class_counts is None  # no copy left to go stale
+    s.close()
 
 
 def test_a_store_opened_for_another_root_is_closed_not_attached(tmp_path):
@@ -93,12 +108,15 @@ def test_model_session_gives_each_lane_its_own_replica():
     m.wanted.connect(lambda place, path: heard.append((place, path)))
     m.loaded.connect(lambda place: heard.append(place))
     m.want("Predict", "/x.pony")
-    m.want("Predict", "/x.pony")  # no change: no event
     net = torch.nn.Linear(2, 2)
     m.set_loaded("Predict", net, "tiny")
+    m.want("Predict", "/x.pony")  # shown already: no event
     live = m.replica("Predict", "live")
     assert live is not net and m.replica("Predict", "live") is live
     assert torch.equal(live.weight, net.weight)
     m.set_loaded("Predict", torch.nn.Linear(2, 2))
     assert m.replica("Predict", "live") is not live
     assert heard == [("Predict", "/x.pony"), "Predict", "Predict"]
+    m.want("Predict", "/bad.pony")  # its load fails: the page keeps the model it had
+    m.want("Predict", "/bad.pony")  # asked again (the file may be fixed now): asked again
+    assert heard[-2:] == [("Predict", "/bad.pony")] * 2

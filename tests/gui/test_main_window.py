@@ -13,6 +13,7 @@ from ponyclassifier.gui import projects
 from ponyclassifier.gui.app import ErrorReporter
 from ponyclassifier.gui.main_window import PLACES
 from tests.conftest import make_shapes_dataset
+from tests.gui.conftest import open_in
 
 
 def test_first_run_creates_and_opens_the_demo(qtbot, gui_env, make_window):
@@ -82,8 +83,7 @@ def test_explain_and_predict_follow_the_model_chosen(qtbot, trained_shapes, make
     tiny = trained_shapes(per_class=6, size=24, epochs=1)
     path, data = str(tiny.path), tiny.data
     w = make_window(None)
-    with qtbot.waitSignal(w.browser.listing_finished, timeout=30000):
-        w.open_project(str(data))
+    open_in(qtbot, w, data)
     with qtbot.waitSignal(w.predict.model_loaded, timeout=60000):
         w.training.runs_view.open_model_requested.emit(path, "Predict")
     assert w.place() == "Predict" and w.predict.loaded.path == path

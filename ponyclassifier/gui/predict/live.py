@@ -432,7 +432,8 @@ class LivePredictWidget(QWidget):
         if self._worker is not None:
             self._worker.shutdown()  # nothing calls back any more; the thread is joined
             self._worker = None
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if not self._saving:  # else when the save still writing from it has ended (_save_ended)
+            shutil.rmtree(self._tmp, ignore_errors=True)
         app = QCoreApplication.instance()
         if app is not None:
             try:
@@ -762,6 +763,8 @@ class LivePredictWidget(QWidget):
     def _save_ended(self) -> None:
         self._saving = False
         self._saving_into = None
+        if self._closed:
+            shutil.rmtree(self._tmp, ignore_errors=True)
         waiters, self._save_waiters = self._save_waiters, []
         for fn in waiters:
             fn()

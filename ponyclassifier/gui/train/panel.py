@@ -246,7 +246,7 @@ class QtTrainingPanel(QWidget):
     def _current_split(self) -> ProjectSplit | None:
         """The split as the store has it this moment (read afresh for a run); when it is not
         the one the session holds, the session is told, so every view shows what is trained on."""
-        store = self.session.store
+        store = self.session.reader
         if store is None or store.conn is None:
             return None
         try:
@@ -290,6 +290,9 @@ class QtTrainingPanel(QWidget):
             return None
         if self.root is None:
             self._log("Open a project first.")
+            return None
+        if self.session.project is None:  # listed, store still opening: its split and run record are not there yet
+            self._log("The project is still opening; training can start once it is open.")
             return None
         self.live.reset()
         self.log.clear()
@@ -407,6 +410,14 @@ class QtTrainingPanel(QWidget):
 
     @Slot(object)
     def _on_run_finished(self, outcome: TrainingOutcome) -> None:
+        run_root = self.run.project_root if self.run is not None else None
+        if run_root is not None and (self.session.root is None or
+                                     os.path.realpath(run_root) != os.path.realpath(self.session.root)):
+            # a run of a project let go that took longer to end than the switch waited: it is
+            # recorded in its own project; nothing of it shows or is offered here
+            self._update_buttons()
+            self.training_finished.emit(outcome)
+            return
         self.live.show_outcome(outcome)
         self.last_outcome = outcome
         if outcome.status != "failed" and outcome.validation:
@@ -573,7 +584,8 @@ class QtTrainingPanel(QWidget):
         self._eval_lane.cancel()  # the evaluation asked for before never calls back
 
     def _update_buttons(self) -> None:
-        self.form.set_busy(self.is_training, self.root is not None, self.can_resume())
+        # a run trains on the project's split and is recorded in its store: both need the store open
+        self.form.set_busy(self.is_training, self.session.project is not None, self.can_resume())
 
     def _log(self, text: str) -> None:
         self.live.write(text)

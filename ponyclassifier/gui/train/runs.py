@@ -198,8 +198,8 @@ class QtRuns(QWidget):
     # ------------------------------------------------------------------ public
     @property
     def store(self) -> ProjectStore | None:
-        """The project's store, read from (the session's)."""
-        return self.session.store
+        """The project's store, read from (the session's own reading connection)."""
+        return self.session.reader
 
     def detach(self) -> None:
         """Stop following the session (the view is going away)."""

@@ -209,13 +209,16 @@ def test_out_of_memory_message_appears_in_the_log(qtbot, panel, monkeypatch):
 
 def test_a_dataset_that_cannot_train_says_why(qtbot, tmp_path, panel):
     lonely = make_shapes_dataset(tmp_path / "lonely", per_class=5, classes=("circle",))
-    open_in_session(panel.session, lonely, None)
+    store = ProjectStore(lonely)
+    open_in_session(panel.session, lonely, store)
     with qtbot.waitSignal(panel.training_finished, timeout=30000) as blocker:
         panel.start_training()
     outcome = blocker.args[0]
     assert outcome.status == "failed" and "class" in outcome.error
     assert "Training failed" in panel.log.toPlainText() and panel.start_button.isEnabled()
     assert not panel.resume_button.isEnabled()
+    open_in_session(panel.session, None, None)
+    store.close()
 
 
 def test_relabel_button_asks_for_the_predicted_class(qtbot, panel):

@@ -137,8 +137,9 @@ def test_a_run_without_its_model_file_says_so(qtbot, panel, earlier_session):
 
 def test_selecting_runs_is_one_change_and_reads_each_runs_curves_once(qtbot, panel, earlier_session,
                                                                       monkeypatch):
-    root, store, (first, second) = earlier_session
+    root, _store, (first, second) = earlier_session
     rv = panel.runs_view
+    store = panel.session.reader  # the connection the app reads runs through
     reads: list[int] = []
     real_run_curves = store.run_curves
     monkeypatch.setattr(store, "run_curves", lambda rid: reads.append(rid) or real_run_curves(rid))

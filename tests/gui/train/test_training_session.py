@@ -40,7 +40,8 @@ def test_the_panel_follows_the_session(qtbot, tmp_path):
         session.open(b)
         assert panel.root == b and panel.store is None and panel._record_store is None  # noqa: SLF001
         assert own.conn is None and panel.log.toPlainText() == "" and panel.runs_view.runs == []
-        assert panel.start_button.isEnabled()  # a folder trains before its store is open; the run is not recorded
+        assert not panel.start_button.isEnabled()  # listed, store not open yet: no split, no run record
+        assert panel.start_training() is None and "still opening" in panel.log.toPlainText()
         session.close()
         assert panel.root is None and not panel.start_button.isEnabled()
         assert panel.shutdown()
