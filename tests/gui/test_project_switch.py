@@ -48,7 +48,10 @@ def test_opening_another_project_leaves_nothing_of_the_last_one_on_screen(
     assert w.predict.results
 
     open_in(qtbot, w, b)
-    assert panel.log.toPlainText() == "" and not panel.best_line.isVisible()
+    # nothing of a's run is left in the log (b's own recipe suggestion may be there already,
+    # depending on how soon the glance at b's pictures ends)
+    assert all("suggested for this project" in line for line in panel.log.toPlainText().splitlines())
+    assert not panel.best_line.isVisible()
     assert panel.series["epoch"] == [] and panel.progress.format() == "Not started"
     assert panel.last_outcome is None and panel.status_label.text() == "Press Start training."
     assert panel.runs_view.table.rowCount() == 0  # project b has no runs
