@@ -19,7 +19,6 @@ from . import weights as W
 from .modelfile import ModelFileError
 from .preprocess import RESIZE
 
-
 # What a model file may ask us to build. The file's tensors must match the network its metadata
 # describes, shape for shape, so the network is never bigger than the file; these bounds
 # also keep the shape check itself (done on a network without memory) and the input size
