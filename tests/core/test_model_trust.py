@@ -381,3 +381,20 @@ def test_cli_predict_on_an_empty_folder_says_why(tmp_path):
                               str(folder)], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
         assert out.returncode == 1 and out.stdout == ""
         assert out.stderr == f"ponyclassifier predict: error: no pictures found in {folder}{why}\n"
+
+
+def test_copying_a_model_file_checks_it_first(tmp_path):
+    from ponyclassifier.core import export as X
+
+    bad = mutated(tmp_path, lambda meta, _: set_path(meta, "classes", ["cat", "dog\x1b[2J", "pony"]), "bad.pony")
+    with pytest.raises(X.ExportError) as info:
+        X.copy_model_file(bad, tmp_path / "copy.pony")
+    assert "holds a control character (U+001B)" in str(info.value) and not (tmp_path / "copy.pony").exists()
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "pipe.pony"
+        os.mkfifo(fifo)
+        with pytest.raises(X.ExportError, match="not a regular file"):
+            X.copy_model_file(fifo, tmp_path / "copy.pony")  # refused at once, never blocks on the pipe
+    small_model().save(tmp_path / "good.pony")
+    assert TrainedModel.load(X.copy_model_file(tmp_path / "good.pony", tmp_path / "copy.pony")).classes == [
+        "cat", "dog", "pony"]
