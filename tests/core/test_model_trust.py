@@ -398,3 +398,18 @@ def test_copying_a_model_file_checks_it_first(tmp_path):
     small_model().save(tmp_path / "good.pony")
     assert TrainedModel.load(X.copy_model_file(tmp_path / "good.pony", tmp_path / "copy.pony")).classes == [
         "cat", "dog", "pony"]
+
+
+def test_cli_predict_shows_control_characters_in_file_names_escaped(tmp_path):
+    from PIL import Image
+
+    small_model().save(tmp_path / "m.pony")
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    Image.new("RGB", (20, 20), (10, 200, 10)).save(folder / "x.png")
+    os.rename(folder / "x.png", folder / "fake\rcat (99%)\x1b[2J.png")
+    out = subprocess.run([sys.executable, "-m", "ponyclassifier", "predict", str(tmp_path / "m.pony"), str(folder)],
+                         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\r" not in out.stdout and out.stdout.count("\n") == 1
+    assert "fake\\rcat (99%)\\x1b[2J.png: " in out.stdout
