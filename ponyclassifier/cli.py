@@ -325,6 +325,7 @@ def _train(a: argparse.Namespace, world) -> int:
         raise UsageError(f"{a.data_dir}: not a folder")
     if a.test_dir and not Path(a.test_dir).is_dir():
         raise UsageError(f"{a.test_dir}: test folder not found")
+    _check_class_folder_names(a.data_dir)
     main = world.is_main  # under torchrun, one process writes the model and prints
     as_project = is_project(a.data_dir)  # a store is never made here: a folder becomes a project in the app
     if not as_project and a.out is None:
@@ -341,6 +342,26 @@ def _train(a: argparse.Namespace, world) -> int:
     finally:
         if project is not None:
             project.close()
+
+
+def _check_class_folder_names(data_dir: str) -> None:
+    """Class folders whose names could not be saved in a model (control characters, names
+    that are one name once Unicode-normalised): refused before any picture is read, rather
+    than after a whole training when the model is saved."""
+    from .core.folders import NotAFolderError, list_class_folders
+    from .core.trained import class_name_problem, class_names_problem
+
+    try:
+        names = list_class_folders(data_dir)
+    except (NotAFolderError, OSError):
+        return  # the training says what is wrong with the folder itself
+    for name in names:
+        problem = class_name_problem(name)
+        if problem:
+            raise UsageError(f"{_safe_text(os.path.join(data_dir, name))}: {problem}; rename the folder")
+    problem = class_names_problem(names) if names else None
+    if problem and "appears twice" in problem:
+        raise UsageError(f"{data_dir}: {problem}; rename one of the folders")
 
 
 def _open_project(data_dir: str, world) -> tuple[Any, Any]:
@@ -543,13 +564,33 @@ def cmd_predict(a: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in results]))
     else:
         for r in results:
+            path = _safe_text(str(r.path))
             if r.error:
-                print(f"{r.path}: ERROR {r.error}")
+                print(f"{path}: ERROR {_safe_text(str(r.error))}")
                 continue
-            verdict = f"not sure (best guess {r.label}, {r.confidence:.1%})" if r.unsure else f"{r.label} ({r.confidence:.1%})"
-            others = ", ".join(f"{c} {p:.1%}" for c, p in r.top[1:])
-            print(f"{r.path}: {verdict}" + (f"   [{others}]" if others else ""))
+            label = _safe_text(str(r.label))
+            verdict = f"not sure (best guess {label}, {r.confidence:.1%})" if r.unsure else f"{label} ({r.confidence:.1%})"
+            others = ", ".join(f"{_safe_text(c)} {p:.1%}" for c, p in r.top[1:])
+            print(f"{path}: {verdict}" + (f"   [{others}]" if others else ""))
+    if not results:
+        sys.stderr.write(f"ponyclassifier predict: error: {_nothing_to_predict(paths)}\n")
     return EXIT_OK if any(r.error is None for r in results) else EXIT_FAIL
+
+
+def _nothing_to_predict(paths: Sequence[str]) -> str:
+    """Why predict found no file to look at: the folders given hold no picture files."""
+    from .core.folders import is_candidate_file
+
+    others = 0
+    for p in paths:
+        for dirpath, dirnames, filenames in os.walk(p):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            others += sum(1 for f in filenames if not is_candidate_file(f))
+            if others > 10**6:
+                break
+    where = ", ".join(_safe_text(str(p)) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+    why = f" ({others} other file(s) skipped: not picture file names)" if others else ""
+    return f"no pictures found in {where}{why}"
 
 
 def cmd_info(a: argparse.Namespace) -> int:
@@ -559,17 +600,22 @@ def cmd_info(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(s))
         return EXIT_OK
-    print(f"Model {s['path']}")
+    print(f"Model {_safe_text(str(s['path']))}")
     print(f"  recipe: {s['recipe']}, input {s['image_size']}x{s['image_size']} "
           f"{'grayscale' if s['channels'] == 1 else 'colour'}, {s['parameters']:,} parameters")
-    print(f"  classes ({s['num_classes']}): {', '.join(s['classes'][:20])}{' ...' if s['num_classes'] > 20 else ''}")
-    print(f"  'not sure' below {s['unsure_threshold']:.0%} confidence; created {s['created']}")
+    names = ", ".join(_safe_text(c) for c in s["classes"][:20])
+    print(f"  classes ({s['num_classes']}): {names}{' ...' if s['num_classes'] > 20 else ''}")
+    print(f"  'not sure' below {s['unsure_threshold']:.0%} confidence; created {_safe_text(str(s['created']))}")
     m = s["metrics"]
-    if m.get("validation"):
-        print(f"  validation accuracy {m['validation']['accuracy']:.3f}, macro F1 {m['validation']['macro_f1']:.3f}")
-    if m.get("test"):
-        print(f"  external test accuracy {m['test']['accuracy']:.3f}, macro F1 {m['test']['macro_f1']:.3f}")
+    for key, what in (("validation", "validation"), ("test", "external test")):
+        scores = m.get(key)
+        if isinstance(scores, dict) and all(_is_number(scores.get(k)) for k in ("accuracy", "macro_f1")):
+            print(f"  {what} accuracy {scores['accuracy']:.3f}, macro F1 {scores['macro_f1']:.3f}")
     return EXIT_OK
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def cmd_demo_data(a: argparse.Namespace) -> int:

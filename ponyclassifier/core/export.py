@@ -128,11 +128,19 @@ def export_torchscript(model: TrainedModel, path: str | os.PathLike) -> Path:
 
 
 def copy_model_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Our own model file (safetensors + metadata), copied atomically."""
+    """Our own model file (safetensors + metadata), copied atomically. The source is checked
+    as any model file is (a project someone sent may hold a damaged or hostile one, or a
+    named pipe where the file should be): only a file that loads is copied."""
     dst = Path(dst)
     try:
-        with open(src, "rb") as fin:
+        TrainedModel.load(src)
+    except _modelfile.ModelFileError as e:
+        raise ExportError(f"{src}: not copied: {e.reason}") from None
+    try:
+        with _modelfile._open_for_reading(src) as fin:
             write_atomic(dst, lambda fh: shutil.copyfileobj(fin, fh, 1 << 20))
+    except _modelfile.ModelFileError as e:
+        raise ExportError(str(e)) from None
     except OSError as e:
         raise ExportError(f"{src}: cannot read ({e.strerror or e})") from e
     return dst

@@ -35,7 +35,13 @@ MAX_HEADER_BYTES = 16 * 1024 * 1024
 
 _META_KEY = "ponyclassifier"
 _TEMP_SUFFIX = ".ponytmp"
+# ".NAME.<16 hex>.ponytmp": written by versions before the writer's pid was in the name.
 _TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{16}" + re.escape(_TEMP_SUFFIX) + r"$")
+# ".NAME.<16 hex>.p<pid>.ponytmp": the writer's pid; the writer holds an flock on it while writing.
+_TEMP_PID_RE = re.compile(r"^\..+\.[0-9a-f]{16}\.p([0-9]{1,10})" + re.escape(_TEMP_SUFFIX) + r"$")
+# A temp file whose writer cannot be proven gone (no lock support, a pid that may have been
+# reused, or a name from an older version) is removed only once it is older than this.
+ABANDONED_AFTER_S = 24 * 3600.0
 _WRITE_CHUNK = 8 * 1024 * 1024
 
 # Every dtype we accept; anything else is refused before safetensors sees it.
@@ -123,15 +129,20 @@ def write_atomic(path, write: Callable[[Any], Any],
     file beside ``path``, fsync, then rename over ``path``: readers see the old file or the
     whole new one, never a part. On failure the temporary file is removed and the old file
     is untouched; an ``OSError`` is raised as ``error(path, exc)`` (default: a
-    :class:`ModelFileError`). The temporary name is one :func:`cleanup_stale_temp_files`
-    removes if the process dies mid-write."""
+    :class:`ModelFileError`).
+
+    The temporary name carries this process's pid and a random token, and the file is held
+    under an exclusive ``flock`` while it is written, so :func:`cleanup_stale_temp_files`
+    in another process (a second ``train`` into the same folder) can tell a live write from
+    one whose writer died, and removes only the latter."""
     path = Path(path)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.p{os.getpid()}{_TEMP_SUFFIX}")
     created = False
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         created = True
         try:
+            _lock(fd, blocking=True)  # released by the close below, after the fsync
             write(_FdWriter(fd))
             # Without this a power cut after the rename can leave a renamed-but-empty file.
             os.fsync(fd)
@@ -151,6 +162,41 @@ def write_atomic(path, write: Callable[[Any], Any],
             raise error(path, exc) from exc
         raise
     _fsync_directory(path.parent)
+
+
+def _lock(fd: int, blocking: bool) -> bool | None:
+    """Take an exclusive flock on ``fd``: True if taken, False if another holds it, None
+    where this system or file system has no flock (then nothing is proven either way)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        return True
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        return None  # ENOLCK, EINVAL, EOPNOTSUPP: a file system without locks
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this pid may be running here (True when we cannot tell)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True
 
 
 def _serialise(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping) -> bytes:
@@ -195,31 +241,66 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def cleanup_stale_temp_files(directory, *, min_age_s: float = 0.0) -> list[Path]:
+def cleanup_stale_temp_files(directory, *, min_age_s: float = 0.0,
+                             abandoned_after_s: float = ABANDONED_AFTER_S) -> list[Path]:
     """Remove temp files that an interrupted :func:`save_model_file` (or any
-    :func:`write_atomic`, such as an export) left in ``directory``.
+    :func:`write_atomic`, such as an export) left in ``directory``; return them.
 
-    Only names matching our own temp pattern are touched. ``min_age_s`` spares temp files
-    younger than that, for when another process may be saving into the same folder.
+    Only names matching our own temp pattern are touched, and only files that are provably
+    abandoned: the writer's pid (in the name) is not a running process AND the writer's
+    exclusive lock on the file can be taken (a live write holds it; the lock is held while
+    the file is removed). A file whose writer cannot be proven gone (no lock support, a pid
+    that is alive again, a name from an older version without a pid) is removed only when
+    it is older than ``abandoned_after_s``. ``min_age_s`` spares every temp file younger
+    than that.
     """
     removed = []
     try:
         entries = list(os.scandir(directory))
     except OSError:
         return removed
-    now = time.time()
     for entry in entries:
-        if not _TEMP_RE.match(entry.name):
+        with_pid = _TEMP_PID_RE.match(entry.name)
+        if not with_pid and not _TEMP_RE.match(entry.name):
             continue
-        try:
-            info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < min_age_s:
-                continue
-            os.unlink(entry.path)
-        except OSError:
-            continue
-        removed.append(Path(entry.path))
+        if _remove_if_abandoned(entry.path, int(with_pid.group(1)) if with_pid else None,
+                                min_age_s, abandoned_after_s):
+            removed.append(Path(entry.path))
     return removed
+
+
+def _remove_if_abandoned(path: str, pid: int | None, min_age_s: float, abandoned_after_s: float) -> bool:
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return False  # gone, a symlink, or unreadable: not ours to judge
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        age = time.time() - info.st_mtime
+        if age < min_age_s:
+            return False
+        locked = _lock(fd, blocking=False)
+        if locked is False:
+            return False  # a writer holds it right now
+        proven = locked is True and pid is not None and not _pid_alive(pid)
+        if not proven and age < abandoned_after_s:
+            return False
+        # Still the file we locked? (It may have been renamed into place and replaced.)
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+            return False
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- loading
@@ -231,16 +312,20 @@ def read_header(path) -> ModelHeader:
         return _read_header(f, path)
 
 
-def load_model_file(path, expected: Mapping[str, tuple[int, ...]] | None = None, device="cpu"):
+def load_model_file(path, expected: Mapping[str, tuple[int, ...]] | None = None, device="cpu",
+                    dtypes: Mapping[str, str] | None = None):
     """Return ``(metadata, tensors)`` from a validated model file.
 
     With ``expected`` (tensor name -> shape) the file is refused before any weight is read
-    unless it matches exactly.
+    unless it matches exactly; with ``dtypes`` (tensor name -> safetensors dtype name such
+    as ``"F32"``) likewise for the stored dtypes: nothing is converted silently.
     """
     with _open_for_reading(path) as f:
         header = _read_header(f, path)
         if expected is not None:
-            _check_architecture(path, header, expected)
+            check_architecture(path, header, expected)
+        if dtypes is not None:
+            check_dtypes(path, header, dtypes)
         size = os.fstat(f.fileno()).st_size
         f.seek(0)
         try:
@@ -378,7 +463,8 @@ def _read_header(f, path) -> ModelHeader:
     return ModelHeader(metadata=metadata, tensors=tensors)
 
 
-def _check_architecture(path, header: ModelHeader, expected: Mapping[str, tuple[int, ...]]) -> None:
+def check_architecture(path, header: ModelHeader, expected: Mapping[str, tuple[int, ...]]) -> None:
+    """Refuse a file whose tensor names and shapes (from its header) are not exactly ``expected``."""
     found = {name: shape for name, (_, shape) in header.tensors.items()}
     differences = [f"missing {name}" for name in expected if name not in found]
     differences += [
@@ -392,6 +478,22 @@ def _check_architecture(path, header: ModelHeader, expected: Mapping[str, tuple[
         if len(differences) > 3:
             shown += f"; and {len(differences) - 3} more"
         raise ModelFileError(path, f"does not match the expected architecture: {shown}")
+
+
+def check_dtypes(path, header: ModelHeader, dtypes: Mapping[str, str]) -> None:
+    """Refuse a file whose tensors are not stored in the dtypes the network holds them in
+    (a float16 or integer tensor where float32 is expected): converting would change the
+    weights without anyone having asked for it."""
+    wrong = [f"{name} is stored as {header.tensors[name][0]}, expected {want}"
+             for name, want in dtypes.items() if name in header.tensors and header.tensors[name][0] != want]
+    if wrong:
+        shown = "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+        raise ModelFileError(path, f"weights stored in the wrong number type (not converted): {shown}")
+
+
+def dtype_name(dtype: torch.dtype) -> str | None:
+    """The safetensors name (``"F32"``) of a torch dtype, or None if a model file cannot hold it."""
+    return _DTYPE_NAMES.get(dtype)
 
 
 def _is_count(value) -> bool:
