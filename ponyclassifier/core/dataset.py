@@ -91,6 +91,12 @@ class ScanReport:
             problems.append(f"{self.root}: {len(self.classes)} classes; PonyClassifier trains up to "
                             f"{MAX_CLASSES} classes.")
             return problems
+        from .trained import class_names_problem  # noqa: PLC0415 (the one rule for class names)
+
+        bad = class_names_problem(list(self.classes))
+        if bad:
+            problems.append(f"{self.root}: {bad}; rename the class folder.")
+            return problems
         if not self.samples:
             n = len(self.skipped)
             why = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in self.skipped[:3])

@@ -147,3 +147,15 @@ def test_class_warnings_name_small_and_outnumbered_classes_once_in_core():
     assert "10.0× fewer images than 'big' (40)" in w["small"]
     assert w["empty"].startswith("only 0 images")
     assert class_warnings({}) == {} and class_warnings({"a": 12, "b": 12}) == {}
+
+
+def test_a_class_folder_name_no_model_could_carry_refuses_training_up_front(tmp_path):
+    """The app's training checks class names with the model file's rule before reading a
+    picture, instead of training and then failing to save."""
+    from ponyclassifier.core.dataset import DatasetError
+    from ponyclassifier.core.engine import TrainConfig, Trainer
+
+    root = make_shapes_dataset(tmp_path / "d", per_class=4, size=16, classes=("circle", "sq\x1bare"))
+    with pytest.raises(DatasetError) as e:
+        Trainer(TrainConfig(recipe="scratch", epochs=1, device="cpu")).fit(root)
+    assert "control character (U+001B)" in str(e.value) and "rename the class folder" in str(e.value)
