@@ -419,9 +419,16 @@ class Project:
         """The fraction and seed of the last :meth:`make_splits`, or None."""
         raw = self.store.meta(SPLIT_SETTINGS_KEY)
         try:
-            return json.loads(raw) if raw else None
-        except ValueError:
+            settings = json.loads(raw) if raw else None
+        except (ValueError, RecursionError):
             return None
+        if not isinstance(settings, dict):  # not ours (a store someone else wrote): as if never made
+            return None
+        fraction, seed = settings.get("val_fraction"), settings.get("seed")
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1 \
+                or isinstance(seed, bool) or not isinstance(seed, int):
+            return None
+        return settings
 
     @property
     def test_folder(self) -> str | None:

@@ -90,7 +90,9 @@ def project_split(store: ProjectStore) -> ProjectSplit:
             val.add(r["relpath"])
     try:
         settings = json.loads(store.meta(SPLIT_SETTINGS_KEY) or "null") or {}
-    except ValueError:
+    except (ValueError, RecursionError):
+        settings = {}
+    if not isinstance(settings, dict):  # a store someone else wrote
         settings = {}
     fraction, seed = settings.get("val_fraction"), settings.get("seed")
     return ProjectSplit(frozenset(val), frozenset(left_out), used,
