@@ -1,0 +1,95 @@
+"""The child process of the fault-injection tests (test_fault_injection.py): performs one
+project operation with the test-only kill hook of core/project.py armed, so the process
+kills itself (SIGKILL) at step boundary k of that operation.
+
+    python -m tests.core.fault_driver ROOT INCOMING OP K
+
+K >= 0: die at boundary K (counted from 0) of the armed operation, or finish when it has
+fewer; K = -1: run it unarmed and print how many boundaries it passed; K = -2: do only
+what comes before the armed operation (the "before" picture). OP "loop" runs operations
+round and round, unarmed, until the parent kills it at a random moment. Imports only the
+torch-free project modules.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import ponyclassifier.core.project as P
+
+MOVED = 3  # files per operation
+
+
+def _arm(k: int) -> None:
+    P._fault_seen = 0
+    P._fault_at = k
+
+
+def _circle(p: P.Project) -> list[Path]:
+    return sorted(p.root.joinpath("circle").iterdir(), key=lambda f: f.name)[:MOVED]
+
+
+def _incoming(incoming: Path) -> list[Path]:
+    return sorted(incoming.iterdir())[:MOVED]
+
+
+def _move(p, incoming):
+    p.move_to_class(_circle(p), "square")
+
+
+def _delete(p, incoming):
+    p.delete(_circle(p))
+
+
+def _import(p, incoming):
+    p.import_files(_incoming(incoming), "circle")
+
+
+# op: (what comes first, unarmed; the armed operation)
+OPS = {
+    "move": ([], _move),
+    "delete": ([], _delete),
+    "import": ([], _import),
+    "undo-move": ([_move], lambda p, i: p.undo()),
+    "redo-move": ([_move, lambda p, i: p.undo()], lambda p, i: p.redo()),
+    "undo-delete": ([_delete], lambda p, i: p.undo()),
+    "undo-import": ([_import], lambda p, i: p.undo()),
+    "redo-import": ([_import, lambda p, i: p.undo()], lambda p, i: p.redo()),
+}
+
+
+def _loop(root: str, incoming: Path) -> None:
+    p = P.Project(root)
+    print("ready", flush=True)
+    while True:
+        for step in (_move, lambda p, i: p.undo(), lambda p, i: p.redo(), lambda p, i: p.undo(),
+                     _delete, lambda p, i: p.undo(), _import, lambda p, i: p.undo(),
+                     lambda p, i: p.redo(), lambda p, i: p.undo()):
+            step(p, incoming)
+
+
+def main(argv: list[str]) -> int:
+    root, incoming, op, k = argv[0], Path(argv[1]), argv[2], int(argv[3])
+    if op == "loop":
+        _loop(root, incoming)
+        return 0
+    if op == "recover":  # the opening itself (its recovery of a pending operation) is armed
+        _arm(k)
+        P.Project(root).close()
+        print(f"boundaries {P._fault_seen}")
+        return 0
+    first, armed = OPS[op]
+    p = P.Project(root)
+    for step in first:
+        step(p, incoming)
+    if k != -2:
+        _arm(k)
+        armed(p, incoming)
+    p.close()
+    print(f"boundaries {P._fault_seen}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
