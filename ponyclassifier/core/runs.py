@@ -96,8 +96,10 @@ def project_split(store: ProjectStore) -> ProjectSplit:
         settings = {}
     fraction, seed = settings.get("val_fraction"), settings.get("seed")
     return ProjectSplit(frozenset(val), frozenset(left_out), used,
-                        float(fraction) if isinstance(fraction, (int, float)) else None,
-                        int(seed) if isinstance(seed, int) else None, store.meta(TEST_FOLDER_KEY))
+                        float(fraction) if isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
+                        and 0 < fraction < 1 else None,
+                        int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
+                        store.meta(TEST_FOLDER_KEY))
 
 
 def _report(report: Any) -> dict[str, Any] | None:

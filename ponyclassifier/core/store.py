@@ -215,6 +215,15 @@ class ProjectStore:
                 raise StoreError(f"{self.path}: an older store that needs upgrading, but it is read-only here")
             self._check_contents()
             return
+        if version == 0:
+            try:
+                tables = self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.path}: not a readable project store ({e}); it was left untouched. "
+                                 f"{_MOVE_ASIDE}") from None
+            if tables:  # a store of ours has a version from its first commit on: another program's file
+                raise StoreError(f"{self.path}: not a PonyClassifier project store (an unversioned database with "
+                                 f"tables); it was left as it was. {_MOVE_ASIDE}")
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
