@@ -17,6 +17,7 @@ Every action can be undone and redone.
 from __future__ import annotations
 
 import errno
+import filecmp
 import hashlib
 import json
 import os
@@ -68,6 +69,8 @@ _JOURNAL_FORMAT = 2  # rows written as {"v": 2, "moves": [[relative source, rela
 _JOURNAL_ROW_LIMIT = 64 * 1024 * 1024  # a pending row bigger than this is set aside unread
 _IMPORT_TMP = ".ponyimport-"  # hidden names: never image candidates (see images.is_candidate_file)
 _MOVE_TMP = ".ponymove-"
+# a hard link cannot be made here (FAT, exFAT, some network shares) or across file systems
+_NO_HARD_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
 
 
 class ProjectError(Exception):
@@ -160,9 +163,8 @@ def _move_no_overwrite(src: Path, dst: Path) -> None:
     """Move the file ``src`` to ``dst``, failing (FileExistsError) if dst exists: never
     overwrites. A symbolic link is moved itself, never its target. Every step leaves a state
     a recovery can undo (:func:`_roll_back_move`): a hard link claims ``dst``, then ``src``
-    is unlinked (between the two, both names are the one file: same inode). Across file
-    systems a hidden copy beside ``dst`` is made, linked to ``dst``, then ``src`` and the
-    copy's name go."""
+    is unlinked (between the two, both names are the one file: same inode). Where hard
+    links cannot be made, see :func:`_move_without_link`."""
     src, dst = Path(src), Path(dst)
     st = os.lstat(src)
     if not _is_file_or_link(st):
@@ -173,71 +175,95 @@ def _move_no_overwrite(src: Path, dst: Path) -> None:
     except FileExistsError:
         raise
     except OSError as e:
-        if e.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+        if e.errno not in _NO_HARD_LINK:
             raise
-        _copy_move(src, dst, st)
+        _move_without_link(src, dst, st, across=e.errno == errno.EXDEV)
         return
     _fault_point("linked")
     os.unlink(src)
     _fault_point("unlinked")
 
 
-def _copy_move(src: Path, dst: Path, st: os.stat_result) -> None:
+def _claim(dst: Path) -> None:
+    """Claim the name ``dst`` with an empty file, failing (FileExistsError) if it exists."""
+    os.close(os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+
+
+def _move_without_link(src: Path, dst: Path, st: os.stat_result, across: bool) -> None:
+    """A move on a file system without hard links (FAT, exFAT, some network shares) or
+    across file systems: an empty file claims ``dst``, then ``src`` is renamed over it (or,
+    across file systems, a copy beside ``dst`` is renamed over it and ``src`` removed).
+    Between the steps ``dst`` is empty or a copy of ``src``: the rollback removes it."""
+    _claim(dst)
+    _fault_point("claimed")
+    if not across:
+        try:
+            os.replace(src, dst)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                _unlink_quietly(dst)  # our empty claim
+                raise
+        else:
+            _fault_point("renamed")
+            return
     tmp = _move_tmp(dst)
-    if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), tmp)
-    else:
-        with open(src, "rb") as fin, open(tmp, "xb") as fout:
-            shutil.copyfileobj(fin, fout)
-            fout.flush()
-            os.fsync(fout.fileno())
-        shutil.copystat(src, tmp)
-    _fault_point("copied")
     try:
-        os.link(tmp, dst, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(src), tmp)
+        else:
+            with open(src, "rb") as fin, open(tmp, "xb") as fout:
+                shutil.copyfileobj(fin, fout)
+                fout.flush()
+                os.fsync(fout.fileno())
+            shutil.copystat(src, tmp)
     except BaseException:
         _unlink_quietly(tmp)
+        _unlink_quietly(dst)
         raise
-    _fault_point("linked")
+    _fault_point("copied")
+    os.replace(tmp, dst)
+    _fault_point("replaced")
     os.unlink(src)
     _fault_point("unlinked")
-    os.unlink(tmp)
-    _fault_point("copy name removed")
+
+
+def _same_or_empty(src: Path, s: os.stat_result, dst: Path, d: os.stat_result) -> bool:
+    """Whether ``dst`` (not the same inode as ``src``) can go without losing anything: an
+    empty file (a claim), or the same link or bytes as ``src`` (a finished copy)."""
+    if stat.S_ISLNK(d.st_mode):
+        return stat.S_ISLNK(s.st_mode) and os.readlink(src) == os.readlink(dst)
+    if not stat.S_ISREG(d.st_mode):
+        return False
+    if d.st_size == 0:
+        return True
+    return stat.S_ISREG(s.st_mode) and s.st_size == d.st_size and filecmp.cmp(src, dst, shallow=False)
 
 
 def _roll_back_move(src: Path, dst: Path) -> None:
     """Undo whatever part of ``_move_no_overwrite(src, dst)`` happened, so that the file is
-    at ``src`` alone. A ``dst`` that is not provably the moved file is left alone."""
-    tmp = _move_tmp(dst)
-    t, s, d = _lstat(tmp), _lstat(src), _lstat(dst)
-    if t is not None and d is not None and os.path.samestat(t, d):  # a copy across file systems got its name
-        if s is None:
-            _move_no_overwrite(dst, src)
-        else:
-            os.unlink(dst)
-        os.unlink(tmp)
-        return
-    if t is not None:
-        os.unlink(tmp)  # a copy that never got its name
+    at ``src`` alone. A ``dst`` that might be someone else's file is left alone, unless it is
+    empty or the same bytes as ``src`` (nothing is lost then)."""
+    _unlink_quietly(_move_tmp(dst))  # a copy across file systems that never got its name
+    s, d = _lstat(src), _lstat(dst)
     if d is None:
         return
     if s is None:
         _move_no_overwrite(dst, src)
-    elif os.path.samestat(s, d):
-        os.unlink(dst)  # linked, the old name not yet unlinked: the same file under two names
+    elif os.path.samestat(s, d) or _same_or_empty(src, s, dst, d):
+        os.unlink(dst)  # the same file under two names, an empty claim or a finished copy
 
 
-def _roll_back_import(tmp: Path, dst: Path) -> None:
+def _roll_back_import(tmp: Path, dst: Path, placed: bool = False) -> None:
     """Undo one planned copy of an import: the copy is written under the hidden name ``tmp``
     and linked to ``dst``; ``tmp`` stays until the import is committed, so a ``dst`` is
-    provably ours only while it is the same file as ``tmp``."""
-    t = _lstat(tmp)
-    if t is None:
-        return  # never copied, or its copy failed: a dst there is someone else's
-    d = _lstat(dst)
-    if d is not None and os.path.samestat(t, d):
+    provably ours while it is the same file as ``tmp``. Without hard links the journal
+    records each copy (``placed``) after claiming its name and before renaming it there."""
+    t, d = _lstat(tmp), _lstat(dst)
+    if d is not None and (placed or (t is not None and (os.path.samestat(t, d) or (
+            stat.S_ISREG(d.st_mode) and d.st_size == 0)))):
         os.unlink(dst)
-    os.unlink(tmp)
+    if t is not None:
+        os.unlink(tmp)
 
 
 def _copy_new(src: Path, dst: Path) -> None:
@@ -512,6 +538,14 @@ class Project:
         _fault_point("journaled")
         return jid
 
+    def _journal_placed(self, jid: int, n: int) -> None:
+        """Record that copy ``n`` of an import has claimed its name (where no hard link can
+        prove the copy is ours, the journal does)."""
+        with self.store.transaction() as c:
+            data = json.loads(c.execute("SELECT moves FROM journal WHERE id=?", (jid,)).fetchone()[0])
+            data["placed"] = n
+            c.execute("UPDATE journal SET moves=? WHERE id=?", (json.dumps(data), jid))
+
     def _journal_state(self, jid: int, state: str) -> None:
         with self.store.transaction() as c:
             c.execute("UPDATE journal SET state=? WHERE id=?", (state, jid))
@@ -526,9 +560,10 @@ class Project:
                 return norm[len(base) + 1:].replace(os.sep, "/")
         raise _Unsafe(f"the path {path!r} is outside the project")
 
-    def _parse_row(self, kind: object, raw: object) -> tuple[list[tuple[Path | None, Path]], bool]:
+    def _parse_row(self, kind: object, raw: object) -> tuple[list[tuple[Path | None, Path]], bool, int]:
         """A journal row's steps as absolute paths, every one checked before any file is
-        touched, and whether it is a format-2 import (hidden copy names as sources)."""
+        touched, whether it is a format-2 import (hidden copy names as sources) and the last
+        copy of such an import recorded as having claimed its name (-1: none)."""
         if not isinstance(kind, str) or not re.fullmatch(r"[a-z ]{1,40}", kind):
             raise _Unsafe("its kind is not one this program writes")
         if not isinstance(raw, str):
@@ -537,10 +572,14 @@ class Project:
             data = json.loads(raw)
         except (ValueError, RecursionError):
             raise _Unsafe("its list of files is not readable") from None
+        placed = -1
         if isinstance(data, dict):
             if data.get("v") != _JOURNAL_FORMAT or not isinstance(data.get("moves"), list):
                 raise _Unsafe("its format is not one this program knows")
             moves, legacy = data["moves"], False
+            placed = data.get("placed", -1)
+            if isinstance(placed, bool) or not isinstance(placed, int):
+                raise _Unsafe("its record of copies made is not a number")
         elif isinstance(data, list):
             moves, legacy = data, True
         else:
@@ -562,7 +601,7 @@ class Project:
             if importing and (s_path.parent != d_path.parent or not s_path.name.startswith(_IMPORT_TMP)):
                 raise _Unsafe(f"the copy name {src!r} is not one an import writes")
             out.append((s_path, d_path))
-        return out, importing
+        return out, importing, placed
 
     def _recover(self) -> list[str]:
         """Finish or roll back the operations a killed process left part-way: the files go
@@ -584,7 +623,7 @@ class Project:
                 if not isinstance(size, int) or size > _JOURNAL_ROW_LIMIT:
                     raise _Unsafe("its list of files is missing or too large")
                 raw = self.store.conn.execute("SELECT moves FROM journal WHERE id=?", (jid,)).fetchone()[0]
-                steps, importing = self._parse_row(kind, raw)
+                steps, importing, placed = self._parse_row(kind, raw)
                 if state == "committed" and not importing:
                     raise _Unsafe("it is marked half-finished, which only an import can be")
             except _Unsafe as e:
@@ -598,11 +637,12 @@ class Project:
                         _unlink_quietly(tmp)
                     self._journal_state(jid, "done")
                     continue
-                for src, dst in reversed(steps):
+                for n in reversed(range(len(steps))):
+                    src, dst = steps[n]
                     if src is None:  # an old-style import row: the copy itself
                         _unlink_quietly(dst)
                     elif importing:
-                        _roll_back_import(src, dst)
+                        _roll_back_import(src, dst, n <= placed)
                     else:
                         _roll_back_move(src, dst)
             except (OSError, ProjectError) as e:
@@ -730,17 +770,31 @@ class Project:
         token = secrets.token_hex(6)
         steps = [(str(folder / f"{_IMPORT_TMP}{token}-{n}"), str(dst)) for n, (_, _, dst, _) in enumerate(plan)]
         jid = self._journal_begin("import", steps)
+        placed = [-1]  # the last copy recorded as having claimed its name (no hard links)
         copied: list[tuple[str, str]] = []
         rows = []
         try:
-            for (k, f, dst, d), (tmp, _) in zip(plan, steps):
+            for n, ((k, f, dst, d), (tmp, _)) in enumerate(zip(plan, steps)):
+                claimed = False
                 try:
                     _copy_new(f, Path(tmp))
                     _fault_point("copied")
-                    os.link(tmp, dst)  # claims the final name; fails if something took it meanwhile
+                    try:
+                        os.link(tmp, dst)  # claims the final name; fails if something took it meanwhile
+                    except OSError as e:
+                        if isinstance(e, FileExistsError) or e.errno not in _NO_HARD_LINK:
+                            raise
+                        _claim(dst)  # no hard links here: claim the name, record it, rename onto it
+                        claimed = True
+                        _fault_point("claimed")
+                        self._journal_placed(jid, n)
+                        placed[0] = n
+                        os.replace(tmp, dst)
                     _fault_point("linked")
                 except OSError as e:
                     _unlink_quietly(tmp)
+                    if claimed:
+                        _unlink_quietly(dst)
                     why = "its name in the class was taken meanwhile" if isinstance(e, FileExistsError) \
                         else f"cannot copy: {e.strerror or e}"
                     results[k] = FileResult(str(f), error=why)
@@ -758,8 +812,8 @@ class Project:
             _fault_point("committed")
         except BaseException:
             try:
-                for tmp, dst in reversed(steps):
-                    _roll_back_import(Path(tmp), Path(dst))
+                for n in reversed(range(len(steps))):
+                    _roll_back_import(Path(steps[n][0]), Path(steps[n][1]), n <= placed[0])
                 self._journal_state(jid, "rolled back")
             except Exception:  # noqa: S110 - left pending: the next open rolls it back
                 pass

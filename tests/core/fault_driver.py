@@ -9,14 +9,26 @@ fewer; K = -1: run it unarmed and print how many boundaries it passed; K = -2: d
 what comes before the armed operation (the "before" picture). OP "loop" runs operations
 round and round, unarmed, until the parent kills it at a random moment. Imports only the
 torch-free project modules.
+
+With PONYCLASSIFIER_TEST_NO_HARDLINKS=1 in the environment, ``os.link`` fails as it does on
+a file system without hard links (FAT, exFAT, some network shares: none can be mounted
+here), so the project takes its way without them.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 
 import ponyclassifier.core.project as P
+
+if os.environ.get("PONYCLASSIFIER_TEST_NO_HARDLINKS") == "1":
+    def _no_link(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    os.link = _no_link
 
 MOVED = 3  # files per operation
 

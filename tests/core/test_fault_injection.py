@@ -110,9 +110,11 @@ def leftovers(root: Path) -> list[str]:
 
 
 def run_child(world: Path, op: str, k: int) -> subprocess.CompletedProcess:
+    """``op`` "nolink-X": X on a file system without hard links (see fault_driver.py)."""
+    env = dict(os.environ, PONYCLASSIFIER_TEST_NO_HARDLINKS="1" if op.startswith("nolink-") else "0")
     return subprocess.run([sys.executable, "-m", "tests.core.fault_driver", str(world / "project"),
-                           str(world / "incoming"), op, str(k)],
-                          cwd=REPO, capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+                           str(world / "incoming"), op.removeprefix("nolink-"), str(k)],
+                          cwd=REPO, capture_output=True, text=True, timeout=CHILD_TIMEOUT, env=env)
 
 
 def boundaries(r: subprocess.CompletedProcess) -> int:
@@ -168,7 +170,8 @@ def report():
 
 
 @pytest.mark.parametrize("op", ["move", "delete", "import", "undo-move", "redo-move", "undo-delete",
-                                "undo-import", "redo-import"])
+                                "undo-import", "redo-import", "nolink-move", "nolink-import",
+                                "nolink-undo-delete"])
 def test_a_kill_at_every_step_boundary_leaves_one_consistent_state(op, template, tmp_path):
     # the two allowed pictures: before the armed operation and after it
     w = _fresh(template, tmp_path / "before")
