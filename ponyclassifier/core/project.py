@@ -66,7 +66,8 @@ _JOURNAL_SQL = """CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, kind TEXT NOT NULL,
     moves TEXT NOT NULL, state TEXT NOT NULL)"""
 _JOURNAL_FORMAT = 2  # rows written as {"v": 2, "moves": [[relative source, relative target], ...]}
-_JOURNAL_ROW_LIMIT = 64 * 1024 * 1024  # a pending row bigger than this is set aside unread
+_JOURNAL_ROW_LIMIT = 32 * 1024 * 1024  # a pending row bigger than this is set aside unread
+_RECOVER_ROWS = 1000  # at most this many unfinished operations are followed at an open (one is the norm)
 _IMPORT_TMP = ".ponyimport-"  # hidden names: never image candidates (see images.is_candidate_file)
 _MOVE_TMP = ".ponymove-"
 # a hard link cannot be made here (FAT, exFAT, some network shares) or across file systems
@@ -616,6 +617,13 @@ class Project:
             raise ProjectError(f"{self.store.path}: the project's journal is damaged ({e}); it was left "
                                "untouched. Move the store aside to start a fresh one (labels in the class "
                                "folders are safe).") from None
+        if len(rows) > _RECOVER_ROWS:  # not something this program leaves: set the rest aside unread
+            with self.store.transaction() as c:
+                c.execute("UPDATE journal SET state='set aside' WHERE state IN ('pending', 'committed') AND id > ?",
+                          (rows[_RECOVER_ROWS - 1]["id"],))
+            notes.append(f"{len(rows) - _RECOVER_ROWS} more unfinished entries of the project's journal were set "
+                         "aside; no file was touched for them.")
+            rows = rows[:_RECOVER_ROWS]
         for row in rows:
             jid, kind, state = row["id"], row["kind"], row["state"]
             try:

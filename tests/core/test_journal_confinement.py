@@ -160,6 +160,19 @@ def test_an_unrelated_file_under_a_planned_name_is_left_alone(world):
     assert src.exists() and dst.read_bytes() == b"someone else's"
 
 
+def test_a_flood_of_journal_rows_is_bounded(world, monkeypatch):
+    import ponyclassifier.core.project as P
+
+    monkeypatch.setattr(P, "_RECOVER_ROWS", 5)
+    root, sentinel = world
+    before = tree(sentinel)
+    add_rows(root, [("relabel", v2(("../sentinel/precious.png", f"circle/{i}.png"))) for i in range(40)])
+    with Project(root) as p:
+        assert len(p.recovered) == 6 and "35 more unfinished entries" in p.recovered[0]
+        assert p.store.conn.execute("SELECT COUNT(*) FROM journal WHERE state='set aside'").fetchone()[0] == 40
+    assert tree(sentinel) == before
+
+
 def test_a_damaged_journal_table_is_a_clear_error(world):
     root, sentinel = world
     with sqlite3.connect(store_path(root)) as c:
