@@ -3,15 +3,23 @@
 Labelling actions (import, move to another class, delete to trash, create / rename / merge
 / delete class) change files on disk and rows in the store together, all-or-nothing:
 
-1. the planned file moves are written to the store's journal and committed;
+1. the planned file moves are written to the store's journal and committed, as paths
+   relative to the project root, every one checked first (inside the root, not through a
+   symbolic link leading out, a file or link, not the store itself);
 2. the files are moved, never overwriting (a name collision gets a new name, chosen before
-   step 1 and claimed atomically with a hard link, so nothing can slip in between);
+   step 1 and claimed atomically with a hard link, so nothing can slip in between; the old
+   name is unlinked after); a symbolic link is moved itself, never its target. An import
+   writes each copy under a hidden name in the class folder and links it to its name;
 3. the store rows change and the journal entry is marked done, in one transaction.
 
-A process killed between 1 and 3 leaves a pending journal entry; opening the project rolls
-the moved files back, so the folder and the store agree again (RELIABILITY.md case 16).
-Deleted files go to ``.ponyclassifier/trash/<operation>/`` and come back with undo.
-Every action can be undone and redone.
+A process killed at any point leaves a pending journal entry whose every step can be told
+apart on disk (the same file under two names, a hidden copy, an empty claim); opening the
+project rolls the operation back, so the folder and the store agree again (RELIABILITY.md
+case 16; tests/core/test_fault_injection.py kills a child at every step). A journal row
+that cannot be followed safely (a project folder someone sent) is set aside and reported
+in :attr:`Project.recovered`; no file is touched for it, and nothing outside the project
+ever is. Deleted files go to ``.ponyclassifier/trash/<operation>/`` and come back with
+undo. Every action can be undone and redone; an undo that fails stays undoable.
 """
 
 from __future__ import annotations
@@ -453,7 +461,7 @@ class Project:
             return None
         fraction, seed = settings.get("val_fraction"), settings.get("seed")
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1 \
-                or isinstance(seed, bool) or not isinstance(seed, int):
+                or isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             return None
         return settings
 
