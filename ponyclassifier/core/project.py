@@ -666,7 +666,9 @@ class Project:
                              "when the project is next opened.")
                 continue
             self._journal_state(jid, "rolled back")
-            notes.append(f"An interrupted {kind} was rolled back: {len(steps)} file(s) restored.")
+            done = f"its {len(steps)} unfinished cop{'y' if len(steps) == 1 else 'ies'} removed" if importing \
+                else f"{len(steps)} file(s) restored"
+            notes.append(f"An interrupted {kind} was rolled back: {done}.")
         return notes
 
     def _apply(self, kind: str, moves: list[tuple[str, str]], store_update: Callable[[], None],
