@@ -325,3 +325,23 @@ def test_an_import_into_a_read_only_project_copies_nothing(world, tmp_path):
         with pytest.raises(ProjectError):
             second.import_files([sentinel / "precious.png"], "circle")
     assert project_files(root) == before
+
+
+def test_an_interrupted_import_leaves_no_copy_the_journal_does_not_know(world):
+    """Killed mid-copy (a truncated hidden copy), after linking (the copy under its name
+    and the hidden one), or before starting (a file someone else put at a planned name
+    since: not ours, so kept)."""
+    root, _ = world
+    folder = root / "circle"
+    steps = [(folder / f".ponyimport-abc-{i}", folder / f"new_{i}.png") for i in range(3)]
+    with Project(root) as p:
+        p._journal_begin("import", [(str(t), str(d)) for t, d in steps])
+    steps[0][0].write_bytes(b"\x89PNG half")  # truncated mid-copy
+    steps[1][0].write_bytes((folder / "circle_000.png").read_bytes())
+    os.link(steps[1][0], steps[1][1])  # linked, not committed
+    steps[2][1].write_bytes(b"someone else's")  # never copied; the name taken by another program
+    with Project(root) as p:
+        assert p.recovered == ["An interrupted import was rolled back: its 3 unfinished copies removed."]
+        assert not any(os.path.lexists(t) for t, _ in steps)
+        assert not steps[0][1].exists() and not steps[1][1].exists()
+        assert steps[2][1].read_bytes() == b"someone else's"
