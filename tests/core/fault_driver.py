@@ -7,7 +7,8 @@ kills itself (SIGKILL) at step boundary k of that operation.
 K >= 0: die at boundary K (counted from 0) of the armed operation, or finish when it has
 fewer; K = -1: run it unarmed and print how many boundaries it passed; K = -2: do only
 what comes before the armed operation (the "before" picture). OP "loop" runs operations
-round and round, unarmed, until the parent kills it at a random moment. Imports only the
+round and round, unarmed, until the parent kills it at a random moment; OP "save-loop"
+saves a model file (ROOT) round and round the same way. Imports only the
 torch-free project modules.
 
 With PONYCLASSIFIER_TEST_NO_HARDLINKS=1 in the environment, ``os.link`` fails as it does on
@@ -81,8 +82,27 @@ def _loop(root: str, incoming: Path) -> None:
             step(p, incoming)
 
 
+def _save_loop(path: str) -> None:
+    """Save version 0, 1, 2... of a model file at ``path`` round and round through the
+    public save function (its tensor is filled with the version number, which is also in
+    its metadata), until killed. Imports torch: only this op does."""
+    import torch  # noqa: PLC0415
+
+    from ponyclassifier.core.modelfile import save_model_file  # noqa: PLC0415
+
+    version = 0
+    while True:
+        save_model_file(path, {"w": torch.full((512, 1024), float(version))}, {"version": version})
+        if version == 0:
+            print("ready", flush=True)
+        version += 1
+
+
 def main(argv: list[str]) -> int:
     root, incoming, op, k = argv[0], Path(argv[1]), argv[2], int(argv[3])
+    if op == "save-loop":
+        _save_loop(root)
+        return 0
     if op == "loop":
         _loop(root, incoming)
         return 0

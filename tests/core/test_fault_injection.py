@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,16 @@ def _contents(found: Counter, leave_out: set) -> Counter:
     return out
 
 
+def in_parallel(check, cases) -> int:
+    """Run ``check(case)`` for every case, two at a time (each child is a process of its
+    own, on a project copy of its own); re-raises the first failure; returns the count."""
+    cases = list(cases)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _ in pool.map(check, cases):
+            pass
+    return len(cases)
+
+
 # --------------------------------------------------------------------------- the tests
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
@@ -182,7 +193,8 @@ def test_a_kill_at_every_step_boundary_leaves_one_consistent_state(op, template,
     after = picture(w / "project")
     assert before != after and n >= 6, (op, n)
     base = outside(template)
-    for k in range(n + 1):
+
+    def kill_at(k: int) -> None:
         w = _fresh(template, tmp_path / f"k{k}")
         sentinel = outside(w)
         r = run_child(w, op, k)
@@ -191,8 +203,9 @@ def test_a_kill_at_every_step_boundary_leaves_one_consistent_state(op, template,
         assert outside(w) == sentinel and len(sentinel) == len(base), f"{op} k={k}: outside the project touched"
         if k == 0:
             assert found == before  # nothing had happened yet
-        COVERED[op] += 1
         shutil.rmtree(w)
+
+    COVERED[op] += in_parallel(kill_at, range(n + 1))
 
 
 def test_a_kill_during_recovery_is_recovered_by_the_next_open(template, tmp_path):
@@ -205,7 +218,8 @@ def test_a_kill_during_recovery_is_recovered_by_the_next_open(template, tmp_path
     assert run_child(w, "move", mid).returncode == KILLED
     n = boundaries(run_child(w, "recover", -1))
     assert n >= 2
-    for k in range(n + 1):
+
+    def kill_at(k: int) -> None:
         w = _fresh(template, tmp_path / f"k{k}")
         sentinel = outside(w)
         assert run_child(w, "move", mid).returncode == KILLED
@@ -213,8 +227,60 @@ def test_a_kill_during_recovery_is_recovered_by_the_next_open(template, tmp_path
         assert r.returncode == (KILLED if k < n else 0), (k, r.stderr)
         check_reopened(w, [before], f"recovery killed at boundary {k} of {n}")
         assert outside(w) == sentinel
-        COVERED["recovery"] += 1
         shutil.rmtree(w)
+
+    COVERED["recovery"] += in_parallel(kill_at, range(n + 1))
+
+
+def _kill_at_random(argv: list[str], delay: float) -> int:
+    """Start the driver, wait for its "ready", let it work ``delay`` seconds, SIGKILL it."""
+    child = subprocess.Popen([sys.executable, "-m", "tests.core.fault_driver", *argv], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline().strip()
+        if line == "ready":
+            time.sleep(delay)
+            child.send_signal(signal.SIGKILL)
+        child.wait(timeout=CHILD_TIMEOUT)
+        assert line == "ready", child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+        child.stderr.close()
+    return child.returncode
+
+
+def test_a_kill_at_random_moments_of_model_saves_leaves_a_whole_model(tmp_path):
+    """Model save (through core/modelfile.py's public save_model_file, in a child that
+    saves version after version): killed at random moments, the file at the path is always
+    one whole version (its tensor filled with the version its metadata names); leftovers
+    are only the save's own temp names, which its cleanup removes; nothing else is touched."""
+    from ponyclassifier.core.modelfile import cleanup_stale_temp_files, load_model_file
+
+    rng = random.Random(5)
+    sentinel = tmp_path / "sentinel"
+    sentinel.mkdir()
+    (sentinel / "other.pony").write_bytes(b"not ours")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "neighbour.pony").write_bytes(b"someone's model")
+    for i in range(4):
+        before = outside_files(sentinel) | outside_files(folder, skip="model.pony")
+        path = folder / "model.pony"
+        assert _kill_at_random([str(path), str(tmp_path), "save-loop", "0"], rng.uniform(0.0, 0.4)) == KILLED
+        meta, tensors = load_model_file(path)
+        assert tensors["w"].min() == tensors["w"].max() == meta["version"], f"kill {i}: a torn model file"
+        cleanup_stale_temp_files(folder)
+        assert sorted(f.name for f in folder.iterdir()) == ["model.pony", "neighbour.pony"]
+        assert outside_files(sentinel) | outside_files(folder, skip="model.pony") == before
+        COVERED["model save"] += 1
+
+
+def outside_files(folder: Path, skip: str = "") -> dict:
+    return {str(f): (f.read_bytes(), os.lstat(f).st_mtime_ns) for f in sorted(folder.iterdir())
+            if f.name != skip and not f.name.endswith(".ponytmp")}
 
 
 def test_a_kill_at_random_moments_of_a_loop_of_operations(template, tmp_path):
@@ -226,28 +292,18 @@ def test_a_kill_at_random_moments_of_a_loop_of_operations(template, tmp_path):
     w = _fresh(template, tmp_path / "orig")
     original = picture(w / "project")
     incoming = {_key(f) for f in (w / "incoming").iterdir()}
-    for i in range(16):
+    delays = [rng.uniform(0.0, 0.3) for _ in range(16)]
+
+    def kill_after(i: int) -> None:
         w = _fresh(template, tmp_path / f"r{i}")
         sentinel = outside(w)
-        child = subprocess.Popen([sys.executable, "-m", "tests.core.fault_driver", str(w / "project"),
-                                  str(w / "incoming"), "loop", "0"], cwd=REPO, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-        try:
-            assert child.stdout.readline().strip() == "ready", child.stderr.read()
-            time.sleep(rng.uniform(0.0, 0.3))
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=CHILD_TIMEOUT)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            child.stdout.close()
-            child.stderr.close()
-        assert child.returncode == KILLED, child.returncode  # still looping, not crashed
+        rc = _kill_at_random([str(w / "project"), str(w / "incoming"), "loop", "0"], delays[i])
+        assert rc == KILLED, rc  # still looping, not crashed
         found = check_reopened(w, [], f"random kill {i}")
         assert outside(w) == sentinel, f"random kill {i}: outside the project touched"
         assert _contents(found, incoming) == _contents(original, incoming), f"random kill {i}: a file lost or doubled"
         live = [key for (where, key), v in found.items() if key in incoming and where != "trash" for _ in range(v)]
         assert sorted(live) in ([], sorted(incoming)), f"random kill {i}: a part of an import"
-        COVERED["random"] += 1
         shutil.rmtree(w)
+
+    COVERED["random"] += in_parallel(kill_after, range(len(delays)))
