@@ -90,12 +90,16 @@ def project_split(store: ProjectStore) -> ProjectSplit:
             val.add(r["relpath"])
     try:
         settings = json.loads(store.meta(SPLIT_SETTINGS_KEY) or "null") or {}
-    except ValueError:
+    except (ValueError, RecursionError):
+        settings = {}
+    if not isinstance(settings, dict):  # a store someone else wrote
         settings = {}
     fraction, seed = settings.get("val_fraction"), settings.get("seed")
     return ProjectSplit(frozenset(val), frozenset(left_out), used,
-                        float(fraction) if isinstance(fraction, (int, float)) else None,
-                        int(seed) if isinstance(seed, int) else None, store.meta(TEST_FOLDER_KEY))
+                        float(fraction) if isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
+                        and 0 < fraction < 1 else None,
+                        int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
+                        store.meta(TEST_FOLDER_KEY))
 
 
 def _report(report: Any) -> dict[str, Any] | None:

@@ -77,6 +77,39 @@ class StoreError(Exception):
     """The store cannot be used as asked; the message says why and what happened to it."""
 
 
+# What this version reads: a store (even a newer one) without these tables and columns, or
+# with rows of other types, is refused with a StoreError instead of failing later on a raw
+# sqlite error in the middle of the work.
+_REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "meta": ("key", "value"),
+    "images": ("relpath", "class", "split", "status", "reason", "size", "mtime", "width", "height", "sha256",
+               "updated"),
+    "thumbnails": ("relpath", "mtime", "size", "cache_key"),
+    "runs": ("id", "created", "recipe", "settings", "device", "status", "seconds", "model_path", "val_accuracy",
+             "val_f1", "test_accuracy", "test_f1", "metrics"),
+    "run_epochs": ("run_id", "epoch", "logs"),
+}
+_NUM = "('integer', 'real', 'null')"
+_BAD_ROWS: dict[str, str] = {
+    # a relpath must be a plain relative path: no absolute path, no '..' part, no NUL
+    "images": f"""typeof(relpath) != 'text' OR relpath = '' OR substr(relpath, 1, 1) = '/'
+        OR relpath = '..' OR relpath LIKE '../%' OR relpath LIKE '%/../%' OR relpath LIKE '%/..'
+        OR instr(relpath, char(0)) > 0 OR typeof(class) != 'text'
+        OR (split IS NOT NULL AND split NOT IN ('train', 'val', 'test'))
+        OR status IS NULL OR status NOT IN ('ok', 'bad', 'duplicate', 'unlabelled')
+        OR typeof(reason) NOT IN ('text', 'null') OR typeof(sha256) NOT IN ('text', 'null')
+        OR typeof(size) NOT IN {_NUM} OR typeof(mtime) NOT IN {_NUM} OR typeof(width) NOT IN {_NUM}
+        OR typeof(height) NOT IN {_NUM}""",
+    "meta": "typeof(key) != 'text' OR typeof(value) != 'text'",
+    "thumbnails": "typeof(relpath) != 'text' OR typeof(cache_key) != 'text'",
+    "runs": """typeof(id) != 'integer' OR typeof(created) != 'text' OR typeof(recipe) != 'text'
+        OR typeof(settings) != 'text' OR typeof(status) != 'text' OR typeof(metrics) NOT IN ('text', 'null')
+        OR typeof(device) NOT IN ('text', 'null') OR typeof(model_path) NOT IN ('text', 'null')""",
+    "run_epochs": "typeof(run_id) != 'integer' OR typeof(epoch) != 'integer' OR typeof(logs) != 'text'",
+}
+_MOVE_ASIDE = "Move it aside to start a fresh store (labels in the class folders are safe)."
+
+
 @dataclass
 class Run:
     id: int
@@ -172,21 +205,63 @@ class ProjectStore:
                 self.conn = self._connect()
             self.message = (f"This project was saved by a newer PonyClassifier (store version {version}, this "
                             f"version knows {SCHEMA_VERSION}); it is opened read-only so nothing is lost.")
+            self._check_contents()
             return
+        if version < 0:
+            raise StoreError(f"{self.path}: the project store has an impossible version ({version}); it was left "
+                             f"untouched. {_MOVE_ASIDE}")
         if self.read_only:
             if version < SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: an older store that needs upgrading, but it is read-only here")
+            self._check_contents()
             return
+        if version == 0:
+            try:
+                tables = self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.path}: not a readable project store ({e}); it was left untouched. "
+                                 f"{_MOVE_ASIDE}") from None
+            if tables:  # a store of ours has a version from its first commit on: another program's file
+                raise StoreError(f"{self.path}: not a PonyClassifier project store (an unversioned database with "
+                                 f"tables); it was left as it was. {_MOVE_ASIDE}")
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         for v in range(version + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                for statement in _split_sql(_MIGRATIONS[v]):
-                    self.conn.execute(statement)
-                if v == 1:
-                    self.conn.execute("INSERT INTO meta VALUES ('created', ?)", (_now(),))
-                self.conn.execute(f"PRAGMA user_version={v}")
+            try:
+                with self.transaction():
+                    for statement in _split_sql(_MIGRATIONS[v]):
+                        self.conn.execute(statement)
+                    if v == 1:
+                        self.conn.execute("INSERT INTO meta VALUES ('created', ?)", (_now(),))
+                    self.conn.execute(f"PRAGMA user_version={v}")
+            except sqlite3.DatabaseError as e:  # e.g. another program's database under our name
+                raise StoreError(f"{self.path}: the project store could not be brought to version {v} ({e}); it "
+                                 f"was left as it was. {_MOVE_ASIDE}") from None
+        self._check_contents()
+
+    def _check_contents(self) -> None:
+        """Every table and column this version reads is there and every row holds the types
+        it expects (one scan per table), or StoreError: the store is left untouched."""
+        try:
+            for table, columns in _REQUIRED_COLUMNS.items():
+                have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+                if not have:
+                    raise StoreError(f"{self.path}: the project store has no {table} table; it was left untouched. "
+                                     f"{_MOVE_ASIDE}")
+                missing = [c for c in columns if c not in have]
+                if missing:
+                    raise StoreError(f"{self.path}: the project store's {table} table lacks {', '.join(missing)}; "
+                                     f"it was left untouched. {_MOVE_ASIDE}")
+            for table, bad in _BAD_ROWS.items():
+                n = self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {bad}").fetchone()[0]
+                if n:
+                    raise StoreError(f"{self.path}: the project store holds {n} damaged row{'s' if n != 1 else ''} "
+                                     f"in its {table} table (wrong types or paths); it was left untouched. "
+                                     f"{_MOVE_ASIDE}")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a readable project store ({e}); it was left untouched. "
+                             f"{_MOVE_ASIDE}") from None
 
     def sibling(self) -> "ProjectStore":
         """Another connection to the same store for another part of this process (a
@@ -390,14 +465,29 @@ class ProjectStore:
     def runs(self) -> list[Run]:
         out = []
         for r in self.conn.execute("SELECT * FROM runs ORDER BY id"):
-            out.append(Run(r["id"], r["created"], r["recipe"], json.loads(r["settings"]), r["device"], r["status"],
-                           r["seconds"], r["model_path"], r["val_accuracy"], r["val_f1"], r["test_accuracy"],
-                           r["test_f1"], json.loads(r["metrics"]) if r["metrics"] else {}))
+            figures = [r[k] for k in ("seconds", "val_accuracy", "val_f1", "test_accuracy", "test_f1")]
+            if any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in figures):
+                raise StoreError(f"{self.path}: run {r['id']} in the project store is damaged (a figure that is "
+                                 "not a number)")
+            out.append(Run(r["id"], r["created"], r["recipe"], self._json(r["settings"], dict, f"run {r['id']}"),
+                           r["device"], r["status"], *figures[:1], r["model_path"], *figures[1:],
+                           self._json(r["metrics"], dict, f"run {r['id']}") if r["metrics"] else {}))
         return out
 
     def run_curves(self, run_id: int) -> list[dict[str, Any]]:
-        return [json.loads(r["logs"]) for r in
-                self.conn.execute("SELECT logs FROM run_epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
+        return [self._json(r["logs"], dict, f"epoch {r['epoch']} of run {run_id}") for r in
+                self.conn.execute("SELECT epoch, logs FROM run_epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
+
+    def _json(self, raw: Any, kind: type, what: str) -> Any:
+        """A JSON field of ours, or StoreError naming it: a store someone else wrote may hold
+        anything there."""
+        try:
+            value = json.loads(raw) if isinstance(raw, str) else None
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, kind):
+            raise StoreError(f"{self.path}: {what} in the project store is damaged (its record is not readable)")
+        return value
 
     def delete_run(self, run_id: int) -> None:
         with self.transaction() as c:
