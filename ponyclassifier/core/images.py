@@ -344,6 +344,15 @@ class _DecodeBudget:
 
 _budget = _DecodeBudget(DECODE_BUDGET)
 
+# Pillow allocates an image in 16 MiB blocks by default; glibc serves blocks that size from
+# per-thread heaps that keep freed memory, so four decode threads each kept their largest
+# decode and the budget above bounded nothing. One block per image (up to 1 GiB) is above
+# malloc's mmap threshold: a big image's memory goes back to the system when it is freed.
+# Small images are one block either way.
+_BLOCK_SIZE = 1 << 30
+if Image.core.get_block_size() < _BLOCK_SIZE:
+    Image.core.set_block_size(_BLOCK_SIZE)
+
 
 def _decode_cost(im: Image.Image) -> int:
     """Bytes a decode of ``im`` (at its size after any draft) may hold at its peak: the
@@ -398,13 +407,12 @@ def jpeg_scan_count(fp: BinaryIO, limit: int = MAX_JPEG_SCANS, chunk: int = 1 <<
             if marker == 0xD9:  # EOI
                 return scans
             if at + 4 > len(buf):  # the length field is past what we hold
-                more = fp.read(chunk)
-                if not more:
-                    return scans
-                base, buf = base + at, buf[at:] + more
-                at = 0
-                if len(buf) < 4:
-                    return scans
+                base, buf, at = base + at, buf[at:], 0
+                while len(buf) < 4:
+                    more = fp.read(chunk)
+                    if not more:
+                        return scans
+                    buf += more
             length = int.from_bytes(buf[at + 2:at + 4], "big")
             if length < 2:  # libjpeg stops here with an error
                 return scans
