@@ -195,6 +195,8 @@ def open_regular_file(source: str | os.PathLike, path: str | None = None) -> Bin
         raise ImageError("file not found", path) from None
     except OSError as e:
         raise ImageError(f"cannot read file: {e.strerror or e}", path) from None
+    except ValueError:  # a NUL byte in the path
+        raise ImageError("cannot read file: not a valid path", path) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -120,6 +120,8 @@ def test_regular_files_open_and_the_open_file_is_checked(tmp_path):
     assert decode_image(p).image.getpixel((0, 0)) == (1, 2, 3)
     with pytest.raises(ImageError, match="file not found"):
         images.open_regular_file(tmp_path / "gone.png")
+    with pytest.raises(ImageError, match="not a valid path"):
+        decode_image(str(tmp_path / "nul\0.png"))
 
 
 # --------------------------------------------------------------- bounded time
