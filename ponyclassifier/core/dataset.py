@@ -136,8 +136,9 @@ def scan_dataset(
     ``cache_budget``. ``channels``: 1 or 3; None picks 1 when every image is grayscale.
     """
     root = Path(root)
+    named: list[tuple[str, str]] = []  # files and folders left out for their names (not valid UTF-8)
     try:
-        found = list_class_folders(root)
+        found = list_class_folders(root, named)
     except NotAFolderError as e:
         raise DatasetError(str(e)) from None
     skipped: list[SkippedFile] = []
@@ -153,7 +154,7 @@ def scan_dataset(
     if len(classes) <= MAX_CLASSES:  # a 10,000-class folder is refused before any decoding
         for name in classes:
             if name in found:
-                files.extend((p, index[name]) for p in class_files(root / name))
+                files.extend((p, index[name]) for p in class_files(root / name, named))
 
     n = len(files)
     keep = image_size is not None and n * 3 * image_size * image_size <= cache_budget
@@ -194,6 +195,7 @@ def scan_dataset(
 
     good = np.flatnonzero(ok)
     samples = [Sample(str(files[i][0]), files[i][1]) for i in good]
+    skipped += [SkippedFile(p, why) for p, why in named]
     skipped += [SkippedFile(str(files[i][0]), reasons[i]) for i in sorted(reasons)]
     all_gray = bool(len(good)) and bool(gray[good].all())
     ch = channels or (1 if all_gray else 3)

@@ -12,38 +12,66 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from .images import is_candidate_file
+from .images import display_path, is_candidate_file, name_problem, offered_by_name
+
+# (path as shown, reason) of each file or folder a listing left out because of its name
+Skipped = list[tuple[str, str]]
 
 
 class NotAFolderError(Exception):
     pass
 
 
-def list_class_folders(root: str | os.PathLike) -> list[str]:
+def list_class_folders(root: str | os.PathLike, skipped: Skipped | None = None) -> list[str]:
+    """Class folder names, sorted. A folder whose name is not valid UTF-8 is no class (no
+    store, model file or screen can hold its name): it is left out, and added to
+    ``skipped`` with the reason when a list is given."""
     root = Path(root)
     if not root.is_dir():
-        raise NotAFolderError(f"{root}: not a folder")
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+        raise NotAFolderError(f"{display_path(root)}: not a folder")
+    names = []
+    for p in root.iterdir():
+        if p.is_dir() and not p.name.startswith((".", "_")):
+            problem = name_problem(p.name)
+            if problem is None:
+                names.append(p.name)
+            elif skipped is not None:
+                skipped.append((display_path(p), problem))
+    return sorted(names)
 
 
-def iter_class_file_paths(folder: str | os.PathLike) -> Iterator[str]:
+def iter_class_file_paths(folder: str | os.PathLike, skipped: Skipped | None = None) -> Iterator[str]:
     """Image candidates below a class folder as plain string paths, sorted, directory by
     directory, hidden folders skipped (strings: on 20,000 files this is 3x quicker than
-    ``Path`` objects, which matters when a worker thread lists a big folder)."""
+    ``Path`` objects, which matters when a worker thread lists a big folder).
+
+    Files and folders whose names are not valid UTF-8 are never yielded (see
+    :func:`images.name_problem`); with ``skipped`` given, each is added to it with the reason."""
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            problem = name_problem(d)
+            if problem is None:
+                keep.append(d)
+            elif skipped is not None:
+                skipped.append((display_path(os.path.join(dirpath, d)), problem))
+        dirnames[:] = keep
         for f in sorted(filenames):
             if is_candidate_file(f):
                 yield os.path.join(dirpath, f)
+            elif skipped is not None and offered_by_name(f):
+                skipped.append((display_path(os.path.join(dirpath, f)), name_problem(f)))
 
 
-def iter_class_files(folder: str | os.PathLike) -> Iterator[Path]:
+def iter_class_files(folder: str | os.PathLike, skipped: Skipped | None = None) -> Iterator[Path]:
     """Image candidates below a class folder, sorted, directory by directory."""
-    return map(Path, iter_class_file_paths(folder))
+    return map(Path, iter_class_file_paths(folder, skipped))
 
 
-def class_files(folder: str | os.PathLike) -> list[Path]:
-    return list(iter_class_files(folder))
+def class_files(folder: str | os.PathLike, skipped: Skipped | None = None) -> list[Path]:
+    return list(iter_class_files(folder, skipped))
 
 
 MIN_IMAGES_WARNING = 10  # fewer images than this in a class earns a warning

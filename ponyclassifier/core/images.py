@@ -13,7 +13,10 @@ import importlib
 import io
 import os
 import re
+import stat
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -22,6 +25,25 @@ from PIL import Image, ImageMode, UnidentifiedImageError, features
 
 BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 MAX_PIXELS: int = 40_000_000
+# A progressive JPEG decodes its whole coefficient buffer once per scan, so a small file
+# with thousands of scans costs minutes. Real ones have about 10 (libjpeg's progressive
+# script: 10 for colour, 6 for grey; MPO frames are counted one at a time); libjpeg-turbo's
+# own guard (djpeg -maxscans) exists for this attack.
+MAX_JPEG_SCANS: int = 100
+
+
+def _default_decode_budget() -> int:
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        physical = 8 << 30
+    return min(1 << 30, max(256 << 20, physical // 8))
+
+
+# Memory that decodes may hold at once, process-wide (bytes, estimated from each header
+# before decoding; see _decode_cost). A decode that would pass it waits for others to
+# finish; one alone always runs (the per-file bound is MAX_PIXELS), so nothing deadlocks.
+DECODE_BUDGET: int = _default_decode_budget()
 
 # ICO is deliberately absent: its frames are nested PNG/BMP files opened by Pillow
 # itself, whose real size is only known after our pixel check has run. Anything
@@ -62,6 +84,7 @@ def _install_warning_policy() -> list:
 _POLICY_FILTERS = _install_warning_policy()
 
 _UNSUPPORTED = "unsupported file (not an image we can read)"
+_BAD_NAME = "file name is not valid UTF-8 (shown with \\x escapes); rename the file to use it"
 _DAMAGED = "damaged or truncated image"
 _ORIENTATION_TAG = 0x0112
 # Same table as ImageOps.exif_transpose; applied by hand so that the draft size
@@ -80,6 +103,7 @@ _JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
 # They are skipped silently; anything else is tried and, if it is not an image,
 # reported as unsupported (so a stray .pdf or .svg is visible to the user).
 _SIDECAR_SUFFIXES = frozenset({".xmp", ".aae", ".json", ".txt", ".csv", ".md"})
+SIDECAR_SUFFIXES = _SIDECAR_SUFFIXES
 
 
 class ImageError(Exception):
@@ -91,7 +115,7 @@ class ImageError(Exception):
 
     def __init__(self, reason: str, path: str | None = None) -> None:
         self.reason = reason
-        self.path = path
+        self.path = path = None if path is None else display_path(path)
         super().__init__(reason if path is None else f"{path}: {reason}")
 
     def __reduce__(self):
@@ -130,13 +154,9 @@ def decode_image(
     if path is None and isinstance(source, (str, os.PathLike)):
         path = os.fsdecode(source)
     if isinstance(source, (str, os.PathLike)):
-        try:
-            fp = open(source, "rb")
-        except FileNotFoundError:
-            raise ImageError("file not found", path) from None
-        except OSError as e:
-            raise ImageError(f"cannot read file: {e.strerror or e}", path) from None
-        with fp:
+        if name_problem(source) is not None:
+            raise ImageError(_BAD_NAME, path)
+        with open_regular_file(source, path) as fp:
             return _decode(fp, path, max_pixels, draft_size)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _decode(io.BytesIO(source), path, max_pixels, draft_size)
@@ -147,13 +167,88 @@ def load_rgb(source: str | os.PathLike | bytes | BinaryIO, **kw) -> Image.Image:
     return decode_image(source, **kw).image
 
 
+_O_FLAGS = (os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+            | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(mode: int) -> str:
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return f"cannot read file: not a regular file ({kind})"
+
+
+def open_regular_file(source: str | os.PathLike, path: str | None = None) -> BinaryIO:
+    """``source`` opened for reading, only if it is a regular file (after symbolic links).
+
+    A named pipe, socket, device or folder named like a picture is refused with its kind
+    and is never opened in a way that can block: the kind is checked with ``stat`` first,
+    the file is opened with ``O_NONBLOCK`` (so a pipe swapped in meanwhile cannot block the
+    open either), and the opened descriptor is checked again. Raises :class:`ImageError`."""
+    path = os.fsdecode(source) if path is None else path
+    try:
+        st = os.stat(source)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(_not_regular(st.st_mode), path)
+        fd = os.open(source, _O_FLAGS)
+    except FileNotFoundError:
+        raise ImageError("file not found", path) from None
+    except OSError as e:
+        raise ImageError(f"cannot read file: {e.strerror or e}", path) from None
+    except ValueError:  # a NUL byte in the path
+        raise ImageError("cannot read file: not a valid path", path) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(_not_regular(st.st_mode), path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def name_problem(path: str | os.PathLike) -> str | None:
+    """Why a path cannot be used as a name (None: it can). On POSIX a name is bytes; one
+    that is not valid UTF-8 reaches Python with surrogate escapes, which no text consumer
+    (the project store, JSON, the GUI, a UTF-8 terminal) accepts, so it is refused here,
+    once, with a reason that :func:`display_path` can show."""
+    text = os.fsdecode(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _BAD_NAME
+    return None
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as well-formed text for messages: the path itself when it is valid UTF-8,
+    else its undecodable bytes as ``\\xNN`` escapes (never raises)."""
+    text = os.fsdecode(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:  # bytes that were not UTF-8, surrogate-escaped by the OS layer: show the bytes
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # other lone surrogates (a Windows name): show the code points
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def is_candidate_file(path: str | os.PathLike) -> bool:
     """Whether a file found in a folder should be offered to :func:`decode_image`.
 
     Decided by name only: hidden files (including macOS ``._`` forks), OS junk
     (Thumbs.db, desktop.ini, .DS_Store) and sidecars (.xmp .aae .json .txt .csv
-    .md) are not candidates; everything else is, whatever its extension.
+    .md) are not candidates, nor is a name that is not valid UTF-8 (see
+    :func:`name_problem`; listings that report what they leave out say so with
+    :func:`offered_by_name`); everything else is, whatever its extension.
     """
+    return offered_by_name(path) and name_problem(os.path.basename(os.fsdecode(path))) is None
+
+
+def offered_by_name(path: str | os.PathLike) -> bool:
+    """:func:`is_candidate_file` without the UTF-8 rule: not hidden, junk or a sidecar."""
     name = os.path.basename(os.fsdecode(path))
     if not name or name.startswith(".") or name.lower() in _JUNK_NAMES:
         return False
@@ -181,14 +276,20 @@ def _decode(fp: BinaryIO, path: str | None, max_pixels: int, draft_size) -> Deco
             # A JPEG's EXIF is parsed at open; other formats (PNG's eXIf chunk may
             # follow the pixels) are only read once the image is loaded.
             jpeg = fmt in ("JPEG", "MPO")
+            if jpeg:
+                scans = jpeg_scan_count(fp, MAX_JPEG_SCANS)
+                if scans > MAX_JPEG_SCANS:
+                    raise ImageError(f"too many JPEG scans: more than {MAX_JPEG_SCANS} (real pictures have "
+                                     "about 10; this many would take minutes to decode)", path)
             orientation = _orientation(im) if jpeg else 1
             if jpeg and draft_size is not None:
                 dw, dh = draft_size if orientation < 5 else draft_size[::-1]
                 im.draft("RGB", (max(1, int(dw)), max(1, int(dh))))
-            im.load()
-            if not jpeg:
-                orientation = _orientation(im)
-            rgb = _to_rgb(im, path)
+            with _budget.reserve(_decode_cost(im)):
+                im.load()
+                if not jpeg:
+                    orientation = _orientation(im)
+                rgb = _to_rgb(im, path)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -215,6 +316,115 @@ def _decode(fp: BinaryIO, path: str | None, max_pixels: int, draft_size) -> Deco
         grayscale=ImageMode.getmode(source_mode).basemode == "L",
         original_size=(w, h),
     )
+
+
+class _DecodeBudget:
+    """A weighted semaphore over bytes: reservations wait while the total would pass
+    ``capacity``, except that one alone is always let through (no deadlock, and a file
+    within MAX_PIXELS always decodes)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self.peak = 0  # the most ever reserved at once (for tests and measurements)
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def reserve(self, amount: int):
+        with self._cond:
+            while self.used and self.used + amount > self.capacity:
+                self._cond.wait()
+            self.used += amount
+            self.peak = max(self.peak, self.used)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= amount
+                self._cond.notify_all()
+
+
+_budget = _DecodeBudget(DECODE_BUDGET)
+
+# Pillow allocates an image in 16 MiB blocks by default; glibc serves blocks that size from
+# per-thread heaps that keep freed memory, so four decode threads each kept their largest
+# decode and the budget above bounded nothing. One block per image (up to 1 GiB) is above
+# malloc's mmap threshold: a big image's memory goes back to the system when it is freed.
+# Small images are one block either way.
+_BLOCK_SIZE = 1 << 30
+if Image.core.get_block_size() < _BLOCK_SIZE:
+    Image.core.set_block_size(_BLOCK_SIZE)
+
+
+def _decode_cost(im: Image.Image) -> int:
+    """Bytes a decode of ``im`` (at its size after any draft) may hold at its peak: the
+    decoded pixels as Pillow stores them (1, 2 or 4 bytes a pixel), plus the RGB result
+    (4), plus the RGBA copies of alpha flattening or the numpy arrays of I/F conversion."""
+    w, h = im.size
+    mode = im.mode
+    bands = im.getbands()
+    source = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    extra = 0
+    if "A" in bands or "a" in bands or "transparency" in im.info:
+        extra = 12
+    elif mode == "F" or bands == ("I",):
+        extra = 16
+    return w * h * (source + 4 + extra)
+
+
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # stuffing, restarts and fill bytes are not markers
+_JPEG_STANDALONE = frozenset({0x01, 0xD8})  # TEM, SOI: no length field
+
+
+def jpeg_scan_count(fp: BinaryIO, limit: int = MAX_JPEG_SCANS, chunk: int = 1 << 20) -> int:
+    """Scans (SOS segments) in the first image of a JPEG stream, counted the way libjpeg
+    reads the stream: marker segments skipped by their length (so bytes inside an EXIF
+    thumbnail or a comment are never counted), entropy-coded data searched for the next
+    marker, counting stopped at EOI (an MPO's later frames are not decoded). Stops early
+    once past ``limit``; reads ``chunk`` bytes at a time and puts the file position back."""
+    start = fp.tell()
+    try:
+        fp.seek(0)
+        buf, base = fp.read(chunk), 0  # buf holds the file's bytes [base, base + len(buf))
+        pos, scans = 2, 0  # after SOI
+        while True:
+            if pos >= base + len(buf):  # the next segment starts past what we hold
+                fp.seek(pos)
+                buf, base = fp.read(chunk), pos
+                if not buf:
+                    return scans
+            m = _JPEG_MARKER.search(buf, pos - base)
+            if m is None:  # keep the last byte: it may be the 0xFF of a marker
+                more = fp.read(chunk)
+                if not more:
+                    return scans
+                base, buf = base + len(buf) - 1, buf[-1:] + more
+                pos = max(pos, base)
+                continue
+            at = m.start()
+            marker = buf[at + 1]
+            if marker in _JPEG_STANDALONE:
+                pos = base + at + 2
+                continue
+            if marker == 0xD9:  # EOI
+                return scans
+            if at + 4 > len(buf):  # the length field is past what we hold
+                base, buf, at = base + at, buf[at:], 0
+                while len(buf) < 4:
+                    more = fp.read(chunk)
+                    if not more:
+                        return scans
+                    buf += more
+            length = int.from_bytes(buf[at + 2:at + 4], "big")
+            if length < 2:  # libjpeg stops here with an error
+                return scans
+            if marker == 0xDA:
+                scans += 1
+                if scans > limit:
+                    return scans
+            pos = base + at + 2 + length
+    finally:
+        fp.seek(start)
 
 
 def _orientation(im: Image.Image) -> int:

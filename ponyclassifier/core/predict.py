@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
 from PIL import Image
 
 from .engine import select_device
-from .images import ImageError, decode_image, is_candidate_file
+from .images import (
+    SIDECAR_SUFFIXES,
+    ImageError,
+    decode_image,
+    display_path,
+    is_candidate_file,
+    name_problem,
+    offered_by_name,
+)
 from .preprocess import load_input, to_float, to_uint8_tensor
 from .trained import TrainedModel, is_unsure
 
@@ -33,18 +40,69 @@ class Prediction:
                 "top": [[c, p] for c, p in self.top], "unsure": self.unsure}
 
 
-def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
-    """Files as given; folders become the image candidates inside them (sorted, recursive)."""
-    out: list[str] = []
+@dataclass(frozen=True)
+class InputFile:
+    """One entry of a listing of inputs: a file to decode (``problem`` None), or what was
+    not used and why: a file whose name cannot be used, or a folder with no pictures.
+    ``path`` is well-formed text when there is a problem (see :func:`images.display_path`)."""
+
+    path: str
+    problem: str | None = None
+
+
+def list_inputs(paths: Iterable[str | os.PathLike]) -> list[InputFile]:
+    """Files as given; folders become the image candidates inside them (sorted, recursive,
+    hidden folders not searched). What is left out says why: a file or folder whose name is
+    not valid UTF-8, and a folder that gives no pictures at all (with what was in it)."""
+    out: list[InputFile] = []
     for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                out += [str(Path(dirpath) / f) for f in sorted(filenames) if is_candidate_file(f)]
-        else:
-            out.append(str(p))
+        if not os.path.isdir(p):
+            problem = name_problem(p)
+            out.append(InputFile(os.fspath(p) if problem is None else display_path(p), problem))
+            continue
+        found = len(out)
+        hidden = sidecars = 0
+        hidden_folders = 0
+        for dirpath, dirnames, filenames in os.walk(p):
+            keep = []
+            for d in sorted(dirnames):
+                if d.startswith("."):
+                    hidden_folders += 1
+                elif (problem := name_problem(d)) is not None:
+                    out.append(InputFile(display_path(os.path.join(dirpath, d)), problem))
+                else:
+                    keep.append(d)
+            dirnames[:] = keep
+            for f in sorted(filenames):
+                if is_candidate_file(f):
+                    out.append(InputFile(os.path.join(dirpath, f)))
+                elif offered_by_name(f):
+                    out.append(InputFile(display_path(os.path.join(dirpath, f)), name_problem(f)))
+                elif not f.startswith(".") and os.path.splitext(f)[1].lower() in SIDECAR_SUFFIXES:
+                    sidecars += 1
+                else:
+                    hidden += 1
+        if len(out) == found:
+            out.append(InputFile(display_path(p), no_pictures_reason(hidden, sidecars, hidden_folders)))
     return out
+
+
+def no_pictures_reason(hidden: int, sidecars: int, hidden_folders: int) -> str:
+    """Why a folder gave no pictures, in one line."""
+    left = []
+    if hidden:
+        left.append(f"{hidden} hidden or system file{'s' if hidden != 1 else ''}")
+    if sidecars:
+        left.append(f"{sidecars} text or sidecar file{'s' if sidecars != 1 else ''} (.txt .json .csv .md .xmp .aae)")
+    if hidden_folders:
+        left.append(f"{hidden_folders} hidden folder{'s' if hidden_folders != 1 else ''} not searched")
+    return "no pictures found in this folder" + (f" ({', '.join(left)})" if left else " (it is empty)")
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Files as given; folders become the image candidates inside them (sorted, recursive).
+    Only what can be decoded: :func:`list_inputs` also says what was left out and why."""
+    return [f.path for f in list_inputs(paths) if f.problem is None]
 
 
 def read_input(source, size: int, channels: int = 3) -> tuple[Image.Image, torch.Tensor]:
@@ -95,8 +153,10 @@ class Predictor:
     def predict_paths(self, paths: Sequence[str | os.PathLike], top_k: int = 3, batch_size: int = 32,
                       progress: Callable[[int, int], None] | None = None,
                       should_stop: Callable[[], bool] | None = None) -> list[Prediction]:
-        files = expand_paths(paths)
-        results: list[Prediction | None] = [None] * len(files)
+        entries = list_inputs(paths)
+        files = [e.path for e in entries]
+        results: list[Prediction | None] = [None if e.problem is None else Prediction(e.path, error=e.problem)
+                                            for e in entries]
         pending: list[tuple[int, torch.Tensor]] = []
 
         def flush() -> None:
@@ -106,18 +166,24 @@ class Predictor:
                     results[i] = self._make(files[i], p, top_k)
                 pending.clear()
 
+        stop = len(files)
         for i, f in enumerate(files):
             if should_stop is not None and should_stop():
+                stop = i
                 break
+            if results[i] is not None:  # left out by the listing, with its reason
+                if progress is not None:
+                    progress(i + 1, len(files))
+                continue
             try:
                 pending.append((i, load_input(f, self.model.image_size, self.model.channels)))
             except ImageError as e:
-                results[i] = Prediction(f, error=e.reason)
+                results[i] = Prediction(display_path(f), error=e.reason)
             except Exception as e:  # a bad file never stops the rest
-                results[i] = Prediction(f, error=f"cannot read: {e}")
+                results[i] = Prediction(display_path(f), error=f"cannot read: {e}")
             if len(pending) >= batch_size:
                 flush()
             if progress is not None:
                 progress(i + 1, len(files))
         flush()
-        return [r for r in results if r is not None]
+        return [r for r in results[:stop] if r is not None]
