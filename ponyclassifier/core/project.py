@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from .folders import class_files, iter_class_file_paths, list_class_folders
-from .images import ImageError, decode_image, is_candidate_file
+from .images import ImageError, decode_image, is_candidate_file, open_regular_file
 from .store import STORE_DIR, ProjectStore
 
 TRASH = "trash"
@@ -276,7 +276,8 @@ def _roll_back_import(tmp: Path, dst: Path, placed: bool = False) -> None:
 
 
 def _copy_new(src: Path, dst: Path) -> None:
-    with open(src, "rb") as fin, open(dst, "xb") as fout:  # "x": never overwrite
+    # only a regular file is read, never blocking (a pipe swapped in after the decode check)
+    with open_regular_file(src) as fin, open(dst, "xb") as fout:  # "x": never overwrite
         shutil.copyfileobj(fin, fout)
         fout.flush()
         os.fsync(fout.fileno())

@@ -21,7 +21,7 @@ from PIL import Image
 
 from ...core.explain import CAM_OPACITY
 from ...core.images import ImageError
-from ...core.predict import Prediction, Predictor, expand_paths, read_input
+from ...core.predict import InputFile, Prediction, Predictor, list_inputs, read_input
 from ...core.preprocess import to_uint8_tensor
 from ..widgets.format import RECIPE_LABELS
 
@@ -122,8 +122,10 @@ def read_card(source: str, model) -> tuple[Image.Image, torch.Tensor]:
     return card_picture(image), x
 
 
-def _read(entry: str | Pasted, model) -> tuple[Image.Image | None, torch.Tensor | None, str | None]:
+def _read(entry: str | Pasted | InputFile, model) -> tuple[Image.Image | None, torch.Tensor | None, str | None]:
     """(decoded picture, model input, error) for one entry: decoded once."""
+    if isinstance(entry, InputFile):  # left out by the listing (a name, an empty folder): why
+        return None, None, entry.problem
     try:
         if isinstance(entry, Pasted):
             return entry.image, to_uint8_tensor(entry.image, model.image_size, model.channels), None
@@ -141,9 +143,12 @@ def predict_batches(loaded: LoadedModel, items: Sequence[str | Pasted], max_card
 
     Yields ``("total", n)`` once, then ``("rows", [Row, ...])`` per chunk in request order,
     then ``("progress", (done, total))``. Stops (yielding nothing more) when ``cancelled()``."""
-    entries: list[str | Pasted] = []
+    entries: list[str | Pasted | InputFile] = []
     for item in items:
-        entries += [item] if isinstance(item, Pasted) else expand_paths([item])
+        if isinstance(item, Pasted):
+            entries.append(item)
+        else:  # a row for every picture, and one saying why for what was left out
+            entries += [e.path if e.problem is None else e for e in list_inputs([item])]
         if cancelled():
             return
     total = len(entries)
@@ -167,7 +172,7 @@ def predict_batches(loaded: LoadedModel, items: Sequence[str | Pasted], max_card
         by_index = dict(zip((i for i, _ in good), preds))
         rows = []
         for i, (entry, (image, x, err)) in enumerate(zip(part, read)):
-            name = entry.name if isinstance(entry, Pasted) else entry
+            name = entry.name if isinstance(entry, Pasted) else entry.path if isinstance(entry, InputFile) else entry
             pred = by_index.get(i) or Prediction(name, error=err)
             pred.path = name
             carded = start + i < max_cards and err is None

@@ -162,6 +162,28 @@ def test_dropped_files_get_cards_matching_the_core_predictor(qtbot, page, tmp_pa
     assert len(page.results) == 4
 
 
+def test_a_folder_without_pictures_and_a_name_that_is_not_utf8_each_get_a_row_saying_why(qtbot, page, tmp_path):
+    """What the listing leaves out is not silently dropped: the table says why (the core's
+    list_inputs, as the command line prints it)."""
+    import os
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a picture")
+    mixed = tmp_path / "mixed"
+    good = shape_files(mixed, 2)
+    bad = os.path.join(os.fsencode(mixed), b"\xff\xfe.png")
+    with open(bad, "wb") as f:
+        f.write(good[0].read_bytes())
+    n = predict(qtbot, page, lambda: page.predict_paths([empty, mixed]))
+    assert n == 4 == len(page.results)
+    errors = {r.source: r.error for r in page.results if r.error}
+    assert "no pictures found in this folder" in errors[str(empty)]
+    (shown, reason), = [(s, e) for s, e in errors.items() if s != str(empty)]
+    assert "\\xff\\xfe.png" in shown and "not valid UTF-8" in reason
+    assert sum(1 for r in page.results if r.error is None) == 2
+
+
 def test_folder_batch_with_bad_files_table_cards_and_double_click(qtbot, page, tmp_path, core_predictor):
     folder = tmp_path / "batch"
     good = shape_files(folder / "sub", 13)
