@@ -326,7 +326,6 @@ def _train(a: argparse.Namespace, world) -> int:
     if a.test_dir and not Path(a.test_dir).is_dir():
         raise UsageError(f"{a.test_dir}: test folder not found")
     _check_class_folder_names(a.data_dir)
-    main = world.is_main  # under torchrun, one process writes the model and prints
     as_project = is_project(a.data_dir)  # a store is never made here: a folder becomes a project in the app
     if not as_project and a.out is None:
         raise UsageError(f"--out is needed: {a.data_dir} is not a project (open it in the app once to train it "
@@ -572,25 +571,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
             verdict = f"not sure (best guess {label}, {r.confidence:.1%})" if r.unsure else f"{label} ({r.confidence:.1%})"
             others = ", ".join(f"{_safe_text(c)} {p:.1%}" for c, p in r.top[1:])
             print(f"{path}: {verdict}" + (f"   [{others}]" if others else ""))
-    if not results:
-        sys.stderr.write(f"ponyclassifier predict: error: {_nothing_to_predict(paths)}\n")
+    # a folder without pictures is a result of its own, saying why (core.predict.list_inputs)
     return EXIT_OK if any(r.error is None for r in results) else EXIT_FAIL
-
-
-def _nothing_to_predict(paths: Sequence[str]) -> str:
-    """Why predict found no file to look at: the folders given hold no picture files."""
-    from .core.folders import is_candidate_file
-
-    others = 0
-    for p in paths:
-        for dirpath, dirnames, filenames in os.walk(p):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            others += sum(1 for f in filenames if not is_candidate_file(f))
-            if others > 10**6:
-                break
-    where = ", ".join(_safe_text(str(p)) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
-    why = f" ({others} other file(s) skipped: not picture file names)" if others else ""
-    return f"no pictures found in {where}{why}"
 
 
 def cmd_info(a: argparse.Namespace) -> int:

@@ -376,11 +376,11 @@ def test_cli_predict_on_an_empty_folder_says_why(tmp_path):
     empty.mkdir()
     notes.mkdir()
     (notes / "readme.txt").write_text("no pictures here")
-    for folder, why in ((empty, ""), (notes, " (1 other file(s) skipped: not picture file names)")):
+    for folder, why in ((empty, "(it is empty)"), (notes, "(1 text or sidecar file")):
         out = subprocess.run([sys.executable, "-m", "ponyclassifier", "predict", str(tmp_path / "m.pony"),
                               str(folder)], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
-        assert out.returncode == 1 and out.stdout == ""
-        assert out.stderr == f"ponyclassifier predict: error: no pictures found in {folder}{why}\n"
+        assert out.returncode == 1 and out.stderr == ""
+        assert out.stdout.startswith(f"{folder}: ERROR no pictures found in this folder {why}"), out.stdout
 
 
 def test_copying_a_model_file_checks_it_first(tmp_path):
