@@ -769,23 +769,24 @@ class Project:
         created = [] if folder.exists() else [str(folder)]
         folder.mkdir(exist_ok=True)
         results: list[FileResult | None] = []
-        plan = []
+        plan = []  # (index in results, source, target, original size): never the decoded pixels
         taken: set[str] = set()
+        work = 2 * len(files)  # progress: each file is checked (decoded), then copied
         for i, f in enumerate(files):
             if should_stop is not None and should_stop():
                 break
             try:
-                d = decode_image(f)
+                size = decode_image(f).original_size  # the pixels go at once: 1,000 photos never sit in memory
                 dst = unique_target(folder, f.name, taken)
                 taken.add(str(dst))
-                plan.append((len(results), f, dst, d))
+                plan.append((len(results), f, dst, size))
                 results.append(None)
             except ImageError as e:
                 results.append(FileResult(str(f), error=e.reason))
             except OSError as e:
                 results.append(FileResult(str(f), error=f"cannot copy: {e.strerror or e}"))
             if progress is not None:
-                progress(i + 1, len(files))
+                progress(i + 1, work)
         token = secrets.token_hex(6)
         steps = [(str(folder / f"{_IMPORT_TMP}{token}-{n}"), str(dst)) for n, (_, _, dst, _) in enumerate(plan)]
         jid = self._journal_begin("import", steps)
@@ -793,7 +794,16 @@ class Project:
         copied: list[tuple[str, str]] = []
         rows = []
         try:
-            for n, ((k, f, dst, d), (tmp, _)) in enumerate(zip(plan, steps)):
+            # A stop asked for while the files were checked ended the checking: those checked
+            # are copied. One asked for from here on stops the copying: what is copied goes in.
+            stop_copying = None if should_stop is None or should_stop() else should_stop
+            for n, ((k, f, dst, size), (tmp, _)) in enumerate(zip(plan, steps)):
+                if stop_copying is not None and stop_copying():
+                    for k2, f2, _, _ in plan[n:]:
+                        results[k2] = FileResult(str(f2), error="not imported: the import was stopped")
+                    break
+                if progress is not None:
+                    progress(work - 2 * len(plan) + len(plan) + n + 1, work)
                 claimed = False
                 try:
                     _copy_new(f, Path(tmp))
@@ -810,17 +820,18 @@ class Project:
                         placed[0] = n
                         os.replace(tmp, dst)
                     _fault_point("linked")
-                except OSError as e:
+                except (OSError, ImageError) as e:  # this file only (it vanished or changed since its check)
                     _unlink_quietly(tmp)
                     if claimed:
                         _unlink_quietly(dst)
-                    why = "its name in the class was taken meanwhile" if isinstance(e, FileExistsError) \
+                    why = e.reason if isinstance(e, ImageError) else \
+                        "its name in the class was taken meanwhile" if isinstance(e, FileExistsError) \
                         else f"cannot copy: {e.strerror or e}"
                     results[k] = FileResult(str(f), error=why)
                     continue
                 st = dst.stat()
                 rows.append({"relpath": self.rel(dst), "class": cls, "size": st.st_size, "mtime": st.st_mtime,
-                             "width": d.original_size[0], "height": d.original_size[1]})
+                             "width": size[0], "height": size[1]})
                 results[k] = FileResult(str(f), str(dst))
                 copied.append(("", str(dst)))
             with self.store.transaction() as c:

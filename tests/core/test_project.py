@@ -285,3 +285,45 @@ def test_split_by_relpath_is_the_split_by_absolute_path(tmp_path):
     # and the split itself has not changed with the shortcut (values from the code before it)
     train, val = split_indices_by_relpath(["c/a.png", "c/b.png", "c/c.png", "c/d.png", "c/e.png"], [0] * 5, 0.4, 0)
     assert (train.tolist(), val.tolist()) == ([0, 2, 4], [1, 3])
+
+
+def _loose_pictures(folder: Path, n: int) -> list[Path]:
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    out = []
+    for i in range(n):
+        draw_shape("circle", rng, 32).save(folder / f"p{i}.png")
+        out.append(folder / f"p{i}.png")
+    return out
+
+
+def test_a_picture_that_vanishes_between_its_check_and_its_copy_fails_alone(project, tmp_path):
+    """Every file is checked (decoded) first, then copied: one that is gone by then is one
+    failed row, and the others are imported."""
+    files = _loose_pictures(tmp_path / "drop", 3)
+
+    def progress(done, total):
+        if done == len(files):  # every file checked: the copying starts next
+            files[0].unlink()
+
+    op = project.import_files(files, "square", progress=progress)
+    by_name = {Path(r.source).name: r for r in op.results}
+    assert "not found" in by_name["p0.png"].error
+    assert by_name["p1.png"].target and by_name["p2.png"].target
+    assert consistent(project) and len(store_state(project)) == 14
+
+
+def test_stopping_an_import_keeps_what_was_copied_and_says_what_was_not(project, tmp_path):
+    files = _loose_pictures(tmp_path / "drop", 4)
+    seen, stop = [], []
+
+    def progress(done, total):
+        seen.append((done, total))
+        if done == len(files) + 2:  # the second copy has started
+            stop.append(True)
+
+    op = project.import_files(files, "square", progress=progress, should_stop=lambda: bool(stop))
+    imported = [r for r in op.results if r.target]
+    assert len(imported) == 2 and all("stopped" in r.error for r in op.results if not r.target)
+    assert seen[-1][1] == 2 * len(files) and [d for d, _ in seen] == list(range(1, len(files) + 3))
+    assert consistent(project) and len(store_state(project)) == 14

@@ -243,7 +243,8 @@ class Labelling:
         self.import_bar.setRange(0, max(total, 1))
         self.import_bar.setValue(done)
         if self.import_cancel.isEnabled():
-            self.import_label.setText(f"Importing into {cls}: {done:,} of {total:,}")
+            # the core checks every file, then copies them: the bar covers both
+            self.import_label.setText(f"Importing into {cls}: {done * 100 // max(total, 1)}%")
 
     def _on_import_done(self, op, cls: str, stop: threading.Event) -> str:
         self._import_stop = None
