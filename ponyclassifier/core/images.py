@@ -9,6 +9,7 @@ exactly one exception type.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import io
 import os
@@ -154,7 +155,9 @@ def decode_image(
     if path is None and isinstance(source, (str, os.PathLike)):
         path = os.fsdecode(source)
     if isinstance(source, (str, os.PathLike)):
-        if name_problem(source) is not None:
+        # the file's own name: a folder above it with an odd name (an old USB drive, an
+        # unpacked archive) is where the user keeps the pictures, not a problem of theirs
+        if name_problem(os.path.basename(os.fspath(source))) is not None:
             raise ImageError(_BAD_NAME, path)
         with open_regular_file(source, path) as fp:
             return _decode(fp, path, max_pixels, draft_size)
@@ -285,7 +288,7 @@ def _decode(fp: BinaryIO, path: str | None, max_pixels: int, draft_size) -> Deco
             if jpeg and draft_size is not None:
                 dw, dh = draft_size if orientation < 5 else draft_size[::-1]
                 im.draft("RGB", (max(1, int(dw)), max(1, int(dh))))
-            with _budget.reserve(_decode_cost(im)):
+            with _budget.reserve(_decode_cost(im, (w, h) if jpeg else None)):
                 im.load()
                 if not jpeg:
                     orientation = _orientation(im)
@@ -328,12 +331,21 @@ class _DecodeBudget:
         self.used = 0
         self.peak = 0  # the most ever reserved at once (for tests and measurements)
         self._cond = threading.Condition()
+        self._queue: collections.deque = collections.deque()  # waiting reservations, first come first served
 
     @contextmanager
     def reserve(self, amount: int):
+        """Reservations are served in the order they ask: a big picture waiting for room is
+        not passed for ever by a stream of small ones (they wait behind it)."""
+        turn = object()
         with self._cond:
-            while self.used and self.used + amount > self.capacity:
-                self._cond.wait()
+            self._queue.append(turn)
+            try:
+                while self._queue[0] is not turn or (self.used and self.used + amount > self.capacity):
+                    self._cond.wait()
+            finally:
+                self._queue.remove(turn)  # served, or gave up (an exception while waiting)
+                self._cond.notify_all()
             self.used += amount
             self.peak = max(self.peak, self.used)
         try:
@@ -356,10 +368,19 @@ if Image.core.get_block_size() < _BLOCK_SIZE:
     Image.core.set_block_size(_BLOCK_SIZE)
 
 
-def _decode_cost(im: Image.Image) -> int:
+def _decode_cost(im: Image.Image, full_size: tuple[int, int] | None = None) -> int:
     """Bytes a decode of ``im`` (at its size after any draft) may hold at its peak: the
     decoded pixels as Pillow stores them (1, 2 or 4 bytes a pixel), plus the RGB result
-    (4), plus the RGBA copies of alpha flattening or the numpy arrays of I/F conversion."""
+    (4), plus the RGBA copies of alpha flattening or the numpy arrays of I/F conversion.
+    A progressive JPEG also holds libjpeg's coefficient buffer, 2 bytes per sample of the
+    whole picture (``full_size``, before any draft) whatever the scale it is decoded at."""
+    coefficients = 0
+    if full_size is not None and (im.info.get("progressive") or im.info.get("progression")):
+        coefficients = full_size[0] * full_size[1] * len(im.getbands()) * 2
+    return coefficients + _pixels_cost(im)
+
+
+def _pixels_cost(im: Image.Image) -> int:
     w, h = im.size
     mode = im.mode
     bands = im.getbands()

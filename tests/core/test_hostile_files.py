@@ -246,6 +246,69 @@ def test_decode_budget_holds_decodes_back_and_lets_one_alone_through():
     assert budget.peak <= 250
 
 
+def test_decode_budget_serves_in_order_so_a_big_picture_is_not_passed_for_ever():
+    """First come, first served: once a big reservation waits, the small ones that come after
+    wait behind it (before, a stream of small decodes could keep a big one waiting)."""
+    budget = images._DecodeBudget(100)
+    order, holding, started = [], threading.Event(), threading.Event()
+
+    def small_holder():
+        with budget.reserve(30):
+            holding.set()
+            started.wait(10)
+
+    def big():
+        with budget.reserve(80):
+            order.append("big")
+
+    def later_small():
+        with budget.reserve(30):
+            order.append("small")
+
+    h = threading.Thread(target=small_holder)
+    h.start()
+    holding.wait(10)
+    b = threading.Thread(target=big)
+    b.start()
+    while not budget._queue:  # the big one is waiting (30 + 80 > 100)
+        threading.Event().wait(0.001)
+    s = threading.Thread(target=later_small)
+    s.start()
+    threading.Event().wait(0.05)
+    assert order == []  # 30 + 30 would fit, but the small one waits its turn behind the big one
+    started.set()
+    for t in (h, b, s):
+        t.join(30)
+    assert order == ["big", "small"] and budget.used == 0 and not budget._queue
+
+
+def test_a_progressive_jpeg_decoded_small_is_charged_for_its_whole_coefficients(tmp_path):
+    big = tmp_path / "prog.jpg"
+    Image.new("RGB", (2000, 1500), (90, 120, 200)).save(big, progressive=True, quality=80)
+    with Image.open(big) as im:
+        full = im.size
+        im.draft("RGB", (100, 100))
+        assert im.size[0] < full[0]
+        cost = images._decode_cost(im, full)
+        assert cost >= full[0] * full[1] * 3 * 2  # libjpeg's coefficient buffer, at full size
+        assert images._decode_cost(im) < full[0] * full[1]  # what the drafted pixels alone would say
+    baseline = tmp_path / "base.jpg"
+    Image.new("RGB", (2000, 1500), (90, 120, 200)).save(baseline, quality=80)
+    with Image.open(baseline) as im:
+        im.draft("RGB", (100, 100))
+        assert images._decode_cost(im, full) < full[0] * full[1]  # a baseline JPEG streams: no such buffer
+
+
+def test_a_picture_in_a_folder_whose_name_is_not_utf8_decodes(tmp_path):
+    folder = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    os.mkdir(folder)
+    path = os.path.join(folder, b"ok.png")
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(path)
+    assert decode_image(os.fsdecode(path)).image.size == (8, 8)
+    with pytest.raises(ImageError):
+        decode_image(os.fsdecode(os.path.join(folder, b"\xff.png")))  # the file's own name still counts
+
+
 def test_decode_cost_is_read_from_the_header_before_decoding(tmp_path):
     p = tmp_path / "big.png"
     Image.new("RGBA", (3000, 2000), (1, 2, 3, 4)).save(p)
