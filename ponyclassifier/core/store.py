@@ -90,13 +90,15 @@ _REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "run_epochs": ("run_id", "epoch", "logs"),
 }
 _NUM = "('integer', 'real', 'null')"
+# the values this version knows (a newer version may add some: see _check_contents)
+_VALUES = """((split IS NOT NULL AND split NOT IN ('train', 'val', 'test'))
+        OR status IS NULL OR status NOT IN ('ok', 'bad', 'duplicate', 'unlabelled'))"""
 _BAD_ROWS: dict[str, str] = {
     # a relpath must be a plain relative path: no absolute path, no '..' part, no NUL
     "images": f"""typeof(relpath) != 'text' OR relpath = '' OR substr(relpath, 1, 1) = '/'
         OR relpath = '..' OR relpath LIKE '../%' OR relpath LIKE '%/../%' OR relpath LIKE '%/..'
         OR instr(relpath, char(0)) > 0 OR typeof(class) != 'text'
-        OR (split IS NOT NULL AND split NOT IN ('train', 'val', 'test'))
-        OR status IS NULL OR status NOT IN ('ok', 'bad', 'duplicate', 'unlabelled')
+        OR {_VALUES}
         OR typeof(reason) NOT IN ('text', 'null') OR typeof(sha256) NOT IN ('text', 'null')
         OR typeof(size) NOT IN {_NUM} OR typeof(mtime) NOT IN {_NUM} OR typeof(width) NOT IN {_NUM}
         OR typeof(height) NOT IN {_NUM}""",
@@ -205,7 +207,7 @@ class ProjectStore:
                 self.conn = self._connect()
             self.message = (f"This project was saved by a newer PonyClassifier (store version {version}, this "
                             f"version knows {SCHEMA_VERSION}); it is opened read-only so nothing is lost.")
-            self._check_contents()
+            self._check_contents(newer=version)
             return
         if version < 0:
             raise StoreError(f"{self.path}: the project store has an impossible version ({version}); it was left "
@@ -240,9 +242,13 @@ class ProjectStore:
                                  f"was left as it was. {_MOVE_ASIDE}") from None
         self._check_contents()
 
-    def _check_contents(self) -> None:
+    def _check_contents(self, newer: int | None = None) -> None:
         """Every table and column this version reads is there and every row holds the types
-        it expects (one scan per table), or StoreError: the store is left untouched."""
+        it expects (one scan per table), or StoreError: the store is left untouched. A store
+        of a ``newer`` version may hold split and status values this version does not know
+        (opened read-only, they are shown as they are); its paths and types are still checked."""
+        move_aside = _MOVE_ASIDE if newer is None else (
+            f"It was saved by a newer PonyClassifier (store version {newer}): open it with that version.")
         try:
             for table, columns in _REQUIRED_COLUMNS.items():
                 have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
@@ -254,11 +260,13 @@ class ProjectStore:
                     raise StoreError(f"{self.path}: the project store's {table} table lacks {', '.join(missing)}; "
                                      f"it was left untouched. {_MOVE_ASIDE}")
             for table, bad in _BAD_ROWS.items():
+                if newer is not None:
+                    bad = bad.replace(_VALUES, "0")
                 n = self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {bad}").fetchone()[0]
                 if n:
                     raise StoreError(f"{self.path}: the project store holds {n} damaged row{'s' if n != 1 else ''} "
                                      f"in its {table} table (wrong types or paths); it was left untouched. "
-                                     f"{_MOVE_ASIDE}")
+                                     f"{move_aside}")
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a readable project store ({e}); it was left untouched. "
                              f"{_MOVE_ASIDE}") from None

@@ -140,7 +140,7 @@ def tally(counts: dict[str, dict[str, int]], cls: str, split: str | None, status
     if d is None:
         d = counts[cls] = dict.fromkeys(COUNT_KEYS, 0)
     d["total"] += 1
-    d[split or "unassigned"] += 1
+    d[split if split in ("train", "val", "test") else "unassigned"] += 1  # a newer version's split: not ours
     if status == "bad":
         d["bad"] += 1
     elif status == "unlabelled":

@@ -91,6 +91,15 @@ def test_newer_store_version_opens_read_only(tmp_path):
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
 
 
+def test_counts_cope_with_a_split_this_version_does_not_know():
+    """A store of a newer version (opened read-only) may hold a split value added later: the
+    project's counts put it with the images without a split instead of failing."""
+    from ponyclassifier.gui.projects import count_entries
+
+    counts = count_entries({"x": ["a", "holdout", "ok", None], "y": ["a", "val", "ok", None]})
+    assert counts["a"]["total"] == 2 and counts["a"]["unassigned"] == 1 and counts["a"]["val"] == 1
+
+
 def test_second_instance_gets_read_only(tmp_path):
     first = ProjectStore(tmp_path)
     try:
