@@ -4,6 +4,7 @@ verdict, the top-k probability bars), laid out left to right in a wrapping flow 
 from __future__ import annotations
 
 import html
+import os
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPixmap
@@ -170,10 +171,14 @@ class ResultCard(QFrame):
             lay.addWidget(self.cam_note)
         else:
             self.cam_button.hide()
-            self.image.setText("⚠\ncannot read")
+            self.image.setText("⚠\nno pictures" if self._is_folder() else "⚠\ncannot read")
             self.image.setProperty("broken", True)
         self._showing_cam = False
         self.set_picture(result.picture)
+
+    def _is_folder(self) -> bool:
+        """A folder given to predict that held no pictures (its row says why)."""
+        return isinstance(self.result.source, str) and os.path.isdir(self.result.source)
 
     # --------------------------------------------------------------- display
     def set_picture(self, image: QImage | None) -> None:
@@ -193,7 +198,8 @@ class ResultCard(QFrame):
     def refresh(self, threshold: float, k: int) -> None:
         r = self.result
         if r.error is not None:
-            self.verdict.setText(f"<b style='color:{RED}'>Could not read this file</b><br>{html.escape(r.error)}")
+            what = "Nothing to look at in this folder" if self._is_folder() else "Could not read this file"
+            self.verdict.setText(f"<b style='color:{RED}'>{what}</b><br>{html.escape(r.error)}")
             return
         unsure = is_unsure(r.confidence, threshold)
         best = html.escape(r.label or "")

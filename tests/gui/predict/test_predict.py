@@ -182,6 +182,8 @@ def test_a_folder_without_pictures_and_a_name_that_is_not_utf8_each_get_a_row_sa
     (shown, reason), = [(s, e) for s, e in errors.items() if s != str(empty)]
     assert "\\xff\\xfe.png" in shown and "not valid UTF-8" in reason
     assert sum(1 for r in page.results if r.error is None) == 2
+    card = page.show_card(0)  # the folder's card says there was nothing to look at, not "cannot read"
+    assert "Nothing to look at in this folder" in card.verdict.text() and "no pictures" in card.image.text()
 
 
 def test_folder_batch_with_bad_files_table_cards_and_double_click(qtbot, page, tmp_path, core_predictor):
